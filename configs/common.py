@@ -1,0 +1,136 @@
+"""Defaults shared by every data set config, and the argument-string parser.
+
+Every key the code reads exists here, so `config.json` of a run shows the whole experiment, and a
+mistyped `--config.KEY=VALUE` override fails (the configs are locked by `config_flags`).
+Defaults reproduce the paper (Lu et al., AAAI 2022) and, where it is silent, GFLA's published values.
+"""
+from __future__ import annotations
+
+import ml_collections
+
+
+def parse_arg(arg: str | None, **defaults):
+  """Parses `key=value,flag` argument strings such as `runlocal` or `runlocal,width=0.5`.
+
+  Unnamed items set a boolean `True`. Values are converted to the type of the default.
+  Unknown keys raise a ValueError naming the key and the accepted ones.
+  """
+  result = ml_collections.ConfigDict(defaults)
+  if not arg:
+    return result
+  for item in arg.split(","):
+    item = item.strip()
+    if not item:
+      continue
+    key, sep, value = item.partition("=")
+    if key not in defaults:
+      raise ValueError(
+          f"Unknown config argument {key!r} in {arg!r}; accepted: {sorted(defaults)}.")
+    if not sep:
+      result[key] = True
+    else:
+      kind = type(defaults[key])
+      result[key] = (value.lower() in ("1", "true", "yes")) if kind is bool else kind(value)
+  return result
+
+
+def get_base_config() -> ml_collections.ConfigDict:
+  """The full key set with paper defaults (Market-1501 sizes). Data set configs override parts."""
+  c = ml_collections.ConfigDict()
+
+  # ---------------------------------------------------------------- data
+  c.data = ml_collections.ConfigDict()
+  c.data.name = "market"            # synthetic | market | deepfashion (later: shapenet_chair, kitti, voxceleb2)
+  c.data.root = ""                  # folder with images + annotation CSVs (the PATN/GFLA layout)
+  c.data.tfds_data_dir = ""         # where TFDS writes prepared array_record files; "" = <root>/../tfds
+  c.data.image_size = (128, 64)     # (H, W)
+  c.data.num_sources = 2            # K used for training
+  c.data.pose_kind = "keypoints"    # keypoints | camera | landmarks
+  c.data.num_keypoints = 18         # OpenPose/COCO order
+  c.data.pose_channels = 18         # channels of a pose map (P)
+  c.data.heatmap_sigma = 6.0        # pixels at a 128-high image; scaled with the image height
+  c.data.augment = True             # GFLA's random affine, the same for an image and its keypoints
+  c.data.augment_rotation = 5.0     # degrees, +-
+  c.data.augment_shift = 5.0        # pixels at a 128-high image, +-
+  c.data.augment_scale = (0.95, 1.05)
+  c.data.num_workers = 2            # grain worker processes (0 = in the main process)
+  c.data.prefetch_buffer_size = 2
+  c.data.shuffle_seed = 0
+  c.data.skip_corrupt_images = False  # True: skip and count unreadable images instead of failing
+  c.data.test_tuples_seed = 1234      # the fixed, seeded list of evaluation tuples
+  c.data.num_test_tuples = 0          # 0 = one tuple per test image as target
+
+  # ---------------------------------------------------------------- model
+  c.model = ml_collections.ConfigDict()
+  c.model.width = 1.0               # multiplies every channel count
+  c.model.levels = (8, 4, 2)        # fusion levels as downsampling factors, coarse to fine
+  c.model.residual_flow = True      # ablation switches (paper Table 4); all off = "baseline"
+  c.model.occlusion = True
+  c.model.attention = True
+  c.model.dtype = "float32"         # compute dtype: float32 | bfloat16 (params stay float32)
+  c.model.warp_padding = "zeros"    # zeros | border
+  c.model.flow_encoder_channels = (32, 64, 128, 256, 256)   # stride-2 blocks down to H/32
+  c.model.source_encoder_channels = (64, 128, 256)          # at H/2, H/4, H/8
+  c.model.target_channels = (256, 128, 64)                  # decoder widths at H/8, H/4, H/2
+  c.model.residual_hidden = 0       # hidden channels of R_i; 0 = the level's feature channels
+  c.model.disc_channels = 32        # ndf of the residual patch discriminator
+  c.model.disc_downsampling = 3     # 3 for 128-high images, 4 for 256-high
+
+  # ---------------------------------------------------------------- losses
+  c.losses = ml_collections.ConfigDict()
+  c.losses.vgg19_weights = None     # path to the converted VGG19 file (see README)
+  c.losses.allow_random_vgg = False # True: random-weight VGG19 if no file is given (warns; tests/demo)
+  c.losses.gan = "nonsaturating"    # nonsaturating | lsgan | hinge
+  # Stage 1 (flow warm-up) weights.
+  c.losses.warmup_correctness = 20.0
+  c.losses.warmup_regularization = 0.01
+  # Stage 2 (end to end) weights.
+  c.losses.l1 = 5.0
+  c.losses.perceptual = 0.5
+  c.losses.style = 500.0
+  c.losses.correctness = 5.0
+  c.losses.regularization = 0.0025
+  c.losses.adversarial = 2.0
+  # Affine regularisation window per fusion level (aligned with model.levels; 0 = not applied).
+  c.losses.affine_kernel_sizes = (0, 3, 0)
+  # Sampling correctness per fusion level (aligned with model.levels): VGG19 tap used at that level.
+  c.losses.correctness_layers = ("relu4_1", "relu3_1", "relu2_1")
+  c.losses.perceptual_layers = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+  c.losses.style_layers = ("relu2_2", "relu3_4", "relu4_4", "relu5_2")
+
+  # ---------------------------------------------------------------- train
+  c.train = ml_collections.ConfigDict()
+  c.train.batch_size = 8            # global batch
+  c.train.flow_warmup_steps = 20_000
+  c.train.total_steps = 220_000     # warm-up included
+  c.train.seed = 0
+  c.train.learning_rate = 1e-4
+  c.train.disc_learning_rate = 1e-5
+  c.train.adam_b1 = 0.9
+  c.train.adam_b2 = 0.999
+  c.train.grad_clip_norm = 0.0      # 0 = off
+  c.train.log_every_steps = 100
+  c.train.sample_every_steps = 2000
+  c.train.profile_steps = 0         # >0: capture a profile window of this many steps after warm-up
+  c.train.mesh_shape = (-1, 1)      # (data, model) axes; -1 = all devices
+  c.train.eval_at_end = True
+
+  # ---------------------------------------------------------------- checkpoint
+  c.checkpoint = ml_collections.ConfigDict()
+  c.checkpoint.every_steps = 5000
+  c.checkpoint.max_to_keep = 3
+  c.checkpoint.async_save = True
+
+  # ---------------------------------------------------------------- eval
+  c.eval = ml_collections.ConfigDict()
+  c.eval.num_sources = (1, 2, 3)
+  c.eval.step = -1                  # -1 = latest checkpoint
+  c.eval.batch_size = 8
+  c.eval.max_tuples = 0             # 0 = all test tuples
+  c.eval.inception_weights = None   # converted pytorch-fid Inception-v3 file
+  c.eval.alexnet_weights = None     # converted torchvision AlexNet file (LPIPS backbone)
+  c.eval.lpips_heads = None         # converted LPIPS v0.1 linear heads
+  c.eval.mask_lpips = True          # Market-1501 metric: LPIPS inside the target's limb mask
+  c.eval.num_sample_grids = 2
+
+  return c

@@ -1,0 +1,25 @@
+"""DeepFashion In-shop at 256x176 (paper settings). `:runlocal` shrinks it for a laptop."""
+from configs import common
+
+
+def get_config(arg=None):
+  arg = common.parse_arg(arg, runlocal=False)
+  c = common.get_base_config()
+  c.data.name = "deepfashion"
+  c.data.root = "data/deepfashion"
+  c.data.image_size = (256, 176)
+  c.model.disc_downsampling = 4
+  c.losses.affine_kernel_sizes = (3, 5, 0)   # GFLA: 3x3 at H/8, 5x5 at H/4 for DeepFashion
+  c.train.batch_size = 5
+  c.eval.mask_lpips = False
+  if arg.runlocal:
+    c.model.width = 0.25
+    c.train.batch_size = 2
+    c.train.flow_warmup_steps = 10
+    c.train.total_steps = 20
+    c.train.log_every_steps = 5
+    c.train.sample_every_steps = 10
+    c.checkpoint.every_steps = 10
+    c.data.num_workers = 0
+    c.eval.max_tuples = 16
+  return c

@@ -1,0 +1,47 @@
+"""The embedded demo: synthetic multi-view people, generated on first use, trained on a CPU in minutes.
+
+The image size, width and step counts are chosen so that `python -m rfgen_jax.main
+--config=configs/synthetic.py --workdir=DIR` finishes both stages and the eval in at most 15 minutes on a
+2-core CPU. `:tiny` shrinks it further for tests.
+"""
+from configs import common
+
+
+def get_config(arg=None):
+  arg = common.parse_arg(arg, tiny=False)
+  c = common.get_base_config()
+  c.data.name = "synthetic"
+  c.data.root = "data/synthetic"    # generated here if absent
+  c.data.image_size = (64, 32)
+  c.data.synthetic_train_ids = 200
+  c.data.synthetic_test_ids = 20
+  c.data.synthetic_views_per_id = 8
+  c.data.synthetic_seed = 0
+  c.data.num_workers = 0
+  c.model.width = 0.25
+  c.model.disc_downsampling = 2
+  c.losses.allow_random_vgg = True   # no ImageNet weights needed for the demo (a warning is logged)
+  c.losses.affine_kernel_sizes = (0, 3, 0)
+  c.train.batch_size = 8
+  c.train.flow_warmup_steps = 300
+  c.train.total_steps = 1500
+  c.train.log_every_steps = 50
+  c.train.sample_every_steps = 500
+  c.checkpoint.every_steps = 500
+  c.eval.max_tuples = 200
+  c.eval.mask_lpips = True
+  if arg.tiny:
+    c.data.image_size = (32, 32)
+    c.data.synthetic_train_ids = 6
+    c.data.synthetic_test_ids = 3
+    c.data.synthetic_views_per_id = 4
+    c.model.width = 0.125
+    c.train.batch_size = 2
+    c.train.flow_warmup_steps = 2
+    c.train.total_steps = 4
+    c.train.log_every_steps = 1
+    c.train.sample_every_steps = 2
+    c.checkpoint.every_steps = 2
+    c.eval.max_tuples = 4
+    c.eval.batch_size = 2
+  return c
