@@ -1,0 +1,114 @@
+"""Config loading and validation: every config error is reported before anything is compiled."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+
+import ml_collections
+
+GAN_KINDS = ("nonsaturating", "lsgan", "hinge")
+# The flow estimator's encoder goes down to H/32 (five stride-2 blocks, DESIGN section 2).
+ESTIMATOR_DOWNSAMPLING = 32
+# Keys whose values change the shapes of the saved state: a checkpoint is only compatible when they match.
+SHAPE_KEYS = (
+    "data.image_size", "data.pose_channels", "model.width", "model.levels", "model.residual_flow",
+    "model.occlusion", "model.attention", "model.flow_encoder_channels",
+    "model.source_encoder_channels", "model.target_channels", "model.residual_hidden",
+    "model.disc_channels", "model.disc_downsampling",
+)
+
+
+def load_config(spec: str) -> ml_collections.ConfigDict:
+  """Loads `path/to/config.py[:arg]` the way `--config` does (for tests, tools and notebooks)."""
+  path, _, arg = spec.partition(":")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"Config file {path!r} does not exist (from {spec!r}).")
+  module_spec = importlib.util.spec_from_file_location("_rfgen_config", path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(arg or None)
+
+
+def lookup(config: ml_collections.ConfigDict, dotted: str):
+  """Returns `config.a.b` for `dotted = "a.b"`."""
+  node = config
+  for part in dotted.split("."):
+    node = node[part]
+  return node
+
+
+def _normalise(value):
+  return json.loads(json.dumps(value, default=list))
+
+
+def differing_shape_keys(saved: dict, config: ml_collections.ConfigDict) -> list[str]:
+  """Names the SHAPE_KEYS whose value in the saved config dict differs from `config`.
+
+  Args:
+    saved: a config as written to `config.json` (nested dicts).
+    config: the current config.
+  Returns:
+    Strings "key: saved=... now=..." for each differing key (empty if compatible).
+  """
+  differences = []
+  for key in SHAPE_KEYS:
+    node = saved
+    for part in key.split("."):
+      node = node.get(part) if isinstance(node, dict) else None
+    now = _normalise(lookup(config, key))
+    if _normalise(node) != now:
+      differences.append(f"{key}: checkpoint={node!r} now={now!r}")
+  return differences
+
+
+def validate_config(config: ml_collections.ConfigDict, num_devices: int | None = None) -> None:
+  """Raises ValueError naming the offending `--config.` key for any inconsistent setting.
+
+  Args:
+    config: a full experiment config.
+    num_devices: global device count for batch divisibility checks (None: not checked).
+  """
+  h, w = config.data.image_size
+  levels = tuple(config.model.levels)
+  k = config.data.num_sources
+  if not isinstance(k, int) or k < 1:
+    raise ValueError(f"--config.data.num_sources must be an integer >= 1 (K sources), got {k!r}.")
+  for k_eval in config.eval.num_sources:
+    if not isinstance(k_eval, int) or k_eval < 1:
+      raise ValueError(f"--config.eval.num_sources must hold integers >= 1, got {tuple(config.eval.num_sources)!r}.")
+  if not levels or any(int(l) < 1 for l in levels):
+    raise ValueError(f"--config.model.levels must be positive downsampling factors, got {levels!r}.")
+  if list(levels) != sorted(levels, reverse=True) or len(set(levels)) != len(levels):
+    raise ValueError(f"--config.model.levels must be strictly decreasing (coarse to fine), got {levels!r}.")
+  for factor in (ESTIMATOR_DOWNSAMPLING,) + levels:
+    if h % factor or w % factor:
+      raise ValueError(
+          f"--config.data.image_size={tuple(config.data.image_size)!r} is not divisible by {factor} "
+          f"(the flow estimator goes down to H/{ESTIMATOR_DOWNSAMPLING}; --config.model.levels={levels!r}). "
+          f"Use sizes that are multiples of {max((ESTIMATOR_DOWNSAMPLING,) + levels)}.")
+  for name in ("affine_kernel_sizes", "correctness_layers"):
+    value = tuple(config.losses[name])
+    if len(value) != len(levels):
+      raise ValueError(
+          f"--config.losses.{name}={value!r} must have one entry per fusion level "
+          f"(--config.model.levels={levels!r}).")
+  if config.losses.gan not in GAN_KINDS:
+    raise ValueError(f"--config.losses.gan={config.losses.gan!r}; accepted: {GAN_KINDS}.")
+  if config.model.dtype not in ("float32", "bfloat16"):
+    raise ValueError(f"--config.model.dtype={config.model.dtype!r}; accepted: 'float32', 'bfloat16'.")
+  if config.model.width <= 0:
+    raise ValueError(f"--config.model.width must be > 0, got {config.model.width!r}.")
+  steps = config.train
+  if steps.total_steps < 0 or not 0 <= steps.flow_warmup_steps <= steps.total_steps:
+    raise ValueError(
+        "--config.train.flow_warmup_steps must lie in [0, --config.train.total_steps] (the warm-up is "
+        f"included in the total), got {steps.flow_warmup_steps} and {steps.total_steps}.")
+  if config.checkpoint.every_steps < 1:
+    raise ValueError(f"--config.checkpoint.every_steps must be >= 1, got {config.checkpoint.every_steps}.")
+  if num_devices is not None:
+    for key, batch in (("train.batch_size", steps.batch_size), ("eval.batch_size", config.eval.batch_size)):
+      if batch < 1 or batch % num_devices:
+        raise ValueError(
+            f"--config.{key}={batch} is not divisible by the {num_devices} devices of the mesh; "
+            f"use a multiple of {num_devices}.")

@@ -1,0 +1,53 @@
+"""Entry point: `python -m rfgen_jax.main --config=configs/synthetic.py --workdir=DIR [--mode=train|eval]`.
+
+Any config value can be overridden with `--config.KEY=VALUE`; the config is locked, so a mistyped key is
+an error, not a silent no-op.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import jax  # pylint: disable=g-import-not-at-top
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/market.py[:runlocal].",
+                                lock_config=True)
+flags.DEFINE_string("workdir", None, "Folder for config.json, checkpoints, logs, samples and eval.")
+flags.DEFINE_enum("mode", "train", ["train", "eval"], "train (then eval if train.eval_at_end) or eval.")
+flags.mark_flags_as_required(["config", "workdir"])
+FLAGS = flags.FLAGS
+
+
+def _maybe_initialize_distributed() -> None:
+  """Joins a multi-process job when the launch environment describes one (SLURM, TPU pod, or the
+  JAX_COORDINATOR_ADDRESS/JAX_NUM_PROCESSES/JAX_PROCESS_ID variables); a single host needs nothing."""
+  explicit = os.environ.get("JAX_COORDINATOR_ADDRESS")
+  if explicit:
+    jax.distributed.initialize(coordinator_address=explicit,
+                               num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
+                               process_id=int(os.environ["JAX_PROCESS_ID"]))
+  elif int(os.environ.get("SLURM_NTASKS", "1")) > 1 or os.environ.get("TPU_WORKER_HOSTNAMES", "").count(","):
+    jax.distributed.initialize()   # cluster auto-detection (SLURM, Cloud TPU)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  _maybe_initialize_distributed()
+  config = FLAGS.config
+  logging.info("Config:\n%s", config)
+  logging.info("Process %d/%d, %d local / %d global devices: %s", jax.process_index(),
+               jax.process_count(), jax.local_device_count(), jax.device_count(), jax.devices())
+  if FLAGS.mode == "train":
+    from rfgen_jax.train import trainer  # pylint: disable=g-import-not-at-top
+    trainer.train_and_evaluate(config, FLAGS.workdir)
+  else:
+    from rfgen_jax.evaluation import evaluator  # pylint: disable=g-import-not-at-top
+    evaluator.evaluate(config, FLAGS.workdir)
+
+
+if __name__ == "__main__":
+  app.run(main)

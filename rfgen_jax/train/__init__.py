@@ -1,0 +1,1 @@
+"""Training: state, mesh and sharding, the two jitted steps, checkpoints and the loop."""

@@ -1,0 +1,87 @@
+"""Orbax checkpoints holding the train state, the grain iterator state and the run's config.
+
+A checkpoint is a step folder under `<workdir>/checkpoints/` with three items: `state` (the TrainState
+pytree), `data` (the input iterator position, one file per process) and `config` (the config as JSON,
+used to refuse a checkpoint of another model shape). Orbax writes each step into a temporary folder and
+renames it when complete, so a process killed while saving leaves the previous checkpoint usable.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import grain
+import jax
+import orbax.checkpoint as ocp
+from absl import logging
+
+from rfgen_jax import config_utils
+
+
+class IncompatibleCheckpointError(ValueError):
+  """The checkpoint in a workdir was written by a config with other shapes."""
+
+
+class Checkpointer:
+  """A thin wrapper over `ocp.CheckpointManager` for the three items of a run."""
+
+  def __init__(self, workdir: str, config, *, read_only: bool = False):
+    self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=config.checkpoint.max_to_keep,
+        enable_async_checkpointing=bool(config.checkpoint.async_save),
+        create=not read_only, read_only=read_only, cleanup_tmp_directories=True)
+    self.manager = ocp.CheckpointManager(
+        self.directory, options=options,
+        item_handlers={"state": ocp.StandardCheckpointHandler(),
+                       "data": grain.checkpoint.CheckpointHandler(),
+                       "config": ocp.JsonCheckpointHandler()})
+
+  def latest_step(self) -> int | None:
+    return self.manager.latest_step()
+
+  def all_steps(self) -> list[int]:
+    return list(self.manager.all_steps())
+
+  def save(self, step: int, state, data_iterator, config) -> None:
+    """Starts an (async, if configured) save of `state`, the iterator position and `config`."""
+    items = {"state": ocp.args.StandardSave(state),
+             "config": ocp.args.JsonSave(json.loads(config.to_json_best_effort()))}
+    if data_iterator is not None:
+      items["data"] = grain.checkpoint.CheckpointSave(data_iterator)
+    self.manager.save(step, args=ocp.args.Composite(**items), force=True)
+
+  def saved_config(self, step: int) -> dict:
+    return self.manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
+
+  def check_compatible(self, step: int, config) -> None:
+    """Raises IncompatibleCheckpointError naming the config keys whose values differ."""
+    differences = config_utils.differing_shape_keys(self.saved_config(step), config)
+    if differences:
+      raise IncompatibleCheckpointError(
+          f"The checkpoint at {self.directory}/{step} was written with another model configuration; "
+          "differing keys:\n  " + "\n  ".join(differences) +
+          "\nUse the same settings (see config.json of that run) or another --workdir.")
+
+  def restore(self, step: int, abstract_state, config, data_iterator=None):
+    """Restores the state (sharded like `abstract_state`) and, if given, the iterator in place."""
+    self.check_compatible(step, config)
+    items = {"state": ocp.args.StandardRestore(abstract_state)}
+    if data_iterator is not None:
+      items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
+    restored = self.manager.restore(step, args=ocp.args.Composite(**items))
+    logging.info("Restored checkpoint %s/%d.", self.directory, step)
+    return restored["state"]
+
+  def wait(self) -> None:
+    self.manager.wait_until_finished()
+
+  def close(self) -> None:
+    self.manager.wait_until_finished()
+    self.manager.close()
+
+
+def abstract_with_sharding(abstract_tree, sharding_tree):
+  """ShapeDtypeStructs carrying the target shardings (restore targets)."""
+  return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                      abstract_tree, sharding_tree)

@@ -1,0 +1,167 @@
+"""The two training steps (DESIGN section 5) as pure functions of (state, batch).
+
+* `flow_step`: stage 1, the flow warm-up. Only `params["flow_estimator"]` is updated, with
+  L_flow = λ_cor L_cor + λ_reg L_reg on the estimator's flows.
+* `full_step`: stage 2, end to end. Generator loss L_flow + λ_l1 L1 + λ_per L_per + λ_sty L_sty +
+  λ_adv L_adv(G), discriminator loss L_adv(D); both gradients and both updates in one step.
+
+L_flow is always taken on the estimator's flows (`initial_flows`): the residual flow is trained by the
+image losses through the refined warp, as the paper's F is the module the flow losses constrain.
+Both steps are wrapped by `jit_step` in `jax.jit` with shardings and a donated state.
+"""
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from rfgen_jax import losses as losses_lib
+from rfgen_jax.ops import resize_flow
+from rfgen_jax.train.state import TrainState, make_optimizers
+
+
+def vgg_taps(config) -> tuple[str, ...]:
+  """Every VGG19 tap the losses read."""
+  c = config.losses
+  return tuple(sorted(set(c.correctness_layers) | set(c.perceptual_layers) | set(c.style_layers)))
+
+
+def _merge_k(x):
+  return x.reshape((-1,) + x.shape[2:])
+
+
+def _split_k(x, k):
+  return x.reshape((-1, k) + x.shape[1:])
+
+
+def flow_losses(config, flows, source_feats, target_feats):
+  """Sampling correctness and affine regularisation summed over fusion levels, averaged over sources.
+
+  Args:
+    config: experiment config (reads losses.correctness_layers, losses.affine_kernel_sizes).
+    flows: per level, coarse to fine, (B, K, h, w, 2) flows in pixels of the level.
+    source_feats: VGG taps of the sources, {tap: (B, K, h', w', C)}.
+    target_feats: VGG taps of the target, {tap: (B, h', w', C)}.
+  Returns:
+    (L_cor, L_reg) scalars.
+  """
+  cor = jnp.zeros((), jnp.float32)
+  reg = jnp.zeros((), jnp.float32)
+  for flow, tap, kernel in zip(flows, config.losses.correctness_layers, config.losses.affine_kernel_sizes):
+    flow = flow.astype(jnp.float32)
+    k = flow.shape[1]
+    src = source_feats[tap].astype(jnp.float32)
+    tgt = target_feats[tap].astype(jnp.float32)
+    feat_hw = tgt.shape[1:3]
+    flow_at_feat = flow
+    if flow.shape[2:4] != feat_hw:   # a level whose resolution differs from its VGG tap
+      flow_at_feat = _split_k(resize_flow(_merge_k(flow), feat_hw), k)
+    per_source = jax.vmap(losses_lib.sampling_correctness, in_axes=(1, None, 1))(src, tgt, flow_at_feat)
+    cor = cor + jnp.mean(per_source)
+    if kernel:
+      reg = reg + losses_lib.affine_regularization(_merge_k(flow), int(kernel))
+  return cor, reg
+
+
+def _vgg_features(vgg, vgg_params, images, taps):
+  return vgg.apply({"params": vgg_params}, images, taps=taps)
+
+
+def _source_and_target_feats(vgg, vgg_params, batch, taps):
+  k = batch["source_images"].shape[1]
+  src = _vgg_features(vgg, vgg_params, _merge_k(batch["source_images"]), taps)
+  src = {name: _split_k(v, k) for name, v in src.items()}
+  tgt = _vgg_features(vgg, vgg_params, batch["target_image"], taps)
+  return jax.lax.stop_gradient(src), jax.lax.stop_gradient(tgt)
+
+
+def flow_step(state: TrainState, batch: dict, vgg_params, *, config, generator, vgg):
+  """Stage 1: one Adam step on the flow estimator with L_flow. Returns (new_state, metrics)."""
+  flow_tx, _, _ = make_optimizers(config)
+  c = config.losses
+  src_feats, tgt_feats = _source_and_target_feats(vgg, vgg_params, batch, tuple(c.correctness_layers))
+
+  def loss_fn(flow_params):
+    params = {**state.gen_params, "flow_estimator": flow_params}
+    est = generator.apply({"params": params}, batch["source_images"], batch["source_poses"],
+                          batch["target_pose"], method="estimate_flows")
+    cor, reg = flow_losses(config, est["flows"], src_feats, tgt_feats)
+    total = c.warmup_correctness * cor + c.warmup_regularization * reg
+    return total, {"loss/correctness": cor, "loss/regularization": reg, "loss/flow_total": total}
+
+  flow_params = state.gen_params["flow_estimator"]
+  grads, metrics = jax.grad(loss_fn, has_aux=True)(flow_params)
+  updates, flow_opt_state = flow_tx.update(grads, state.flow_opt_state, flow_params)
+  new_gen = {**state.gen_params, "flow_estimator": optax.apply_updates(flow_params, updates)}
+  metrics["grad_norm/flow_estimator"] = optax.global_norm(grads)
+  return state.replace(step=state.step + 1, gen_params=new_gen, flow_opt_state=flow_opt_state), metrics
+
+
+def full_step(state: TrainState, batch: dict, vgg_params, *, config, generator, discriminator, vgg):
+  """Stage 2: generator and discriminator updated together. Returns (new_state, metrics)."""
+  _, gen_tx, disc_tx = make_optimizers(config)
+  c = config.losses
+  taps = vgg_taps(config)
+  step_rng = jax.random.fold_in(state.rng, state.step)
+  src_feats, tgt_feats = _source_and_target_feats(vgg, vgg_params, batch, taps)
+  target = batch["target_image"]
+
+  def disc_apply(params, stats, images, update_stats):
+    out, mutated = discriminator.apply({"params": params, "batch_stats": stats}, images,
+                                       update_stats=update_stats, mutable=["batch_stats"])
+    return out.astype(jnp.float32), mutated.get("batch_stats", stats)
+
+  def gen_loss_fn(gen_params):
+    out = generator.apply({"params": gen_params}, batch["source_images"], batch["source_poses"],
+                          batch["target_pose"], rngs={"dropout": step_rng})
+    fake = out["image"].astype(jnp.float32)
+    fake_feats = _vgg_features(vgg, vgg_params, fake, taps)
+    l1 = losses_lib.l1_loss(fake, target)
+    per = losses_lib.perceptual_loss(fake_feats, tgt_feats, tuple(c.perceptual_layers))
+    sty = losses_lib.style_loss(fake_feats, tgt_feats, tuple(c.style_layers))
+    cor, reg = flow_losses(config, out["initial_flows"], src_feats, tgt_feats)
+    fake_logits, _ = disc_apply(state.disc_params, state.disc_stats, fake, False)
+    adv = losses_lib.generator_gan_loss(fake_logits, c.gan)
+    total = (c.l1 * l1 + c.perceptual * per + c.style * sty + c.correctness * cor
+             + c.regularization * reg + c.adversarial * adv)
+    metrics = {"loss/l1": l1, "loss/perceptual": per, "loss/style": sty, "loss/correctness": cor,
+               "loss/regularization": reg, "loss/gen_adversarial": adv, "loss/gen_total": total}
+    return total, (metrics, fake)
+
+  (_, (metrics, fake)), gen_grads = jax.value_and_grad(gen_loss_fn, has_aux=True)(state.gen_params)
+  fake = jax.lax.stop_gradient(fake)
+
+  def disc_loss_fn(disc_params):
+    real_logits, stats = disc_apply(disc_params, state.disc_stats, target, True)
+    fake_logits, stats = disc_apply(disc_params, stats, fake, True)
+    loss = losses_lib.discriminator_gan_loss(real_logits, fake_logits, c.gan)
+    return loss, (stats, jnp.mean(real_logits), jnp.mean(fake_logits))
+
+  (disc_loss, (disc_stats, real_mean, fake_mean)), disc_grads = jax.value_and_grad(
+      disc_loss_fn, has_aux=True)(state.disc_params)
+  gen_updates, gen_opt_state = gen_tx.update(gen_grads, state.gen_opt_state, state.gen_params)
+  disc_updates, disc_opt_state = disc_tx.update(disc_grads, state.disc_opt_state, state.disc_params)
+  metrics.update({
+      "loss/disc": disc_loss, "disc/real_logit": real_mean, "disc/fake_logit": fake_mean,
+      "grad_norm/generator": optax.global_norm(gen_grads),
+      "grad_norm/discriminator": optax.global_norm(disc_grads),
+  })
+  new_state = state.replace(
+      step=state.step + 1,
+      gen_params=optax.apply_updates(state.gen_params, gen_updates),
+      disc_params=optax.apply_updates(state.disc_params, disc_updates),
+      disc_stats=disc_stats, gen_opt_state=gen_opt_state, disc_opt_state=disc_opt_state)
+  return new_state, metrics
+
+
+def jit_step(step_fn, state_sharding, batch_sharding, replicated_sharding, **static):
+  """`jax.jit` of `step_fn(state, batch, vgg_params)` with explicit shardings and the state donated.
+
+  The VGG19 parameters are an argument (replicated), not a closure, so they are not baked into the
+  compiled program as constants.
+  """
+  fn = functools.partial(step_fn, **static)
+  return jax.jit(fn, in_shardings=(state_sharding, batch_sharding, replicated_sharding),
+                 out_shardings=(state_sharding, replicated_sharding), donate_argnums=(0,))

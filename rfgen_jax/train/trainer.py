@@ -1,0 +1,178 @@
+"""The training job, top to bottom: setup, mesh, input, model, sharded state, steps, checkpoints, loop.
+
+`train_and_evaluate(config, workdir)` runs both stages (flow warm-up, then end to end), resumes from the
+latest checkpoint of `workdir`, and evaluates at the end when `train.eval_at_end` is set.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+
+import jax
+import numpy as np
+from absl import logging
+from clu import metric_writers, periodic_actions
+
+from rfgen_jax import config_utils, data, models, visualize
+from rfgen_jax.nets import vgg19
+from rfgen_jax.train import checkpointing, sharding, state as state_lib, steps
+
+
+class NonFiniteLossError(FloatingPointError):
+  """A loss term became NaN or infinite; training stopped."""
+
+
+def write_config(config, workdir: str) -> None:
+  if jax.process_index() == 0:
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+
+
+def check_finite(metrics: dict, step: int, checkpoint_dir: str, last_saved: int | None) -> None:
+  """Raises NonFiniteLossError naming the step and every non-finite term."""
+  bad = {k: float(v) for k, v in metrics.items() if not np.isfinite(v)}
+  if bad:
+    kept = (f"the last good checkpoint (step {last_saved}) is kept in {checkpoint_dir}"
+            if last_saved is not None else "no checkpoint had been written yet")
+    raise NonFiniteLossError(
+        f"Non-finite loss at step {step}: " + ", ".join(f"{k}={v}" for k, v in sorted(bad.items())) +
+        f". Training stopped; {kept}. Try a lower --config.train.learning_rate or "
+        "--config.train.grad_clip_norm.")
+
+
+class Trainer:
+  """Holds what the loop needs; `run()` trains to `train.total_steps`."""
+
+  def __init__(self, config, workdir: str):
+    config_utils.validate_config(config, num_devices=jax.device_count())
+    self.config = config
+    self.workdir = workdir
+    write_config(config, workdir)
+    self.writer = metric_writers.create_default_writer(
+        workdir, just_logging=jax.process_index() > 0, asynchronous=True)
+
+    # ------------------------------------------------------------ mesh
+    self.mesh = sharding.make_mesh(config.train.mesh_shape)
+    self.replicated = sharding.replicated(self.mesh)
+    self.batch_sharding = sharding.data_sharded(self.mesh)
+    logging.info("Mesh %s over %d devices (%d processes).", dict(self.mesh.shape), jax.device_count(),
+                 jax.process_count())
+
+    # ------------------------------------------------------------ input
+    data.ensure_dataset(config)
+    self.train_iter = data.create_train_iterator(config)
+
+    # ------------------------------------------------------------ model
+    self.generator = models.build_generator(config)
+    self.discriminator = models.build_discriminator(config)
+    self.vgg, vgg_params = vgg19.load_vgg19(config)
+    self.vgg_params = jax.device_put(vgg_params, self.replicated)
+
+    # ------------------------------------------------------------ state, created sharded
+    init_fn = functools.partial(state_lib.init_state, config, generator=self.generator,
+                                discriminator=self.discriminator)
+    abstract = jax.eval_shape(init_fn, jax.random.PRNGKey(0))
+    self.state_sharding = jax.tree.map(lambda _: self.replicated, abstract)
+    self.checkpointer = checkpointing.Checkpointer(workdir, config)
+    latest = self.checkpointer.latest_step()
+    if latest is not None:
+      target = checkpointing.abstract_with_sharding(abstract, self.state_sharding)
+      self.state = self.checkpointer.restore(latest, target, config, self.train_iter)
+      logging.info("Resuming from step %d.", latest)
+    else:
+      self.state = jax.jit(init_fn, out_shardings=self.state_sharding)(
+          jax.random.PRNGKey(config.train.seed))
+    self.last_saved = latest
+
+    # ------------------------------------------------------------ steps
+    jit = functools.partial(steps.jit_step, state_sharding=self.state_sharding,
+                            batch_sharding=self.batch_sharding, replicated_sharding=self.replicated)
+    self.flow_step = jit(steps.flow_step, config=config, generator=self.generator, vgg=self.vgg)
+    self.full_step = jit(steps.full_step, config=config, generator=self.generator,
+                         discriminator=self.discriminator, vgg=self.vgg)
+    self.generate = jax.jit(
+        lambda params, b: self.generator.apply({"params": params}, b["source_images"],
+                                               b["source_poses"], b["target_pose"])["image"])
+    self._sample_batch = None
+
+  # -------------------------------------------------------------- samples
+  def write_samples(self, step: int) -> None:
+    if self._sample_batch is None:
+      self._sample_batch = next(iter(data.create_eval_batches(self.config, self.config.data.num_sources)))
+    batch = self._sample_batch
+    host = {k: v for k, v in batch.items() if k != "valid"}
+    generated = np.asarray(jax.device_get(self.generate(self.state.gen_params, host)))
+    grid = visualize.sample_grid(host, generated)
+    if jax.process_index() == 0:
+      visualize.write_png(os.path.join(self.workdir, "samples", f"step_{step:07d}.png"), grid)
+    self.writer.write_images(step, {"samples": grid[None]})
+
+  # -------------------------------------------------------------- loop
+  def run(self) -> None:
+    config = self.config
+    total = config.train.total_steps
+    warmup = config.train.flow_warmup_steps
+    first = int(jax.device_get(self.state.step))
+    if first >= total:
+      logging.info("Step %d >= train.total_steps=%d: nothing to train.", first, total)
+      return
+    hooks = [periodic_actions.ReportProgress(num_train_steps=total, writer=self.writer,
+                                             every_steps=config.train.log_every_steps)]
+    if config.train.profile_steps > 0 and jax.process_index() == 0:
+      hooks.append(periodic_actions.Profile(num_profile_steps=config.train.profile_steps,
+                                            first_profile=min(first + 5, total), logdir=self.workdir))
+    learning_rates = {"lr/flow_estimator": config.train.learning_rate,
+                      "lr/generator": config.train.learning_rate,
+                      "lr/discriminator": config.train.disc_learning_rate}
+    ckpt_dir = self.checkpointer.directory
+    pending = None          # (step, metrics) not yet checked: checked one step later, keeping dispatch async
+    start = time.time()
+    try:
+      for step in range(first, total):
+        stage = 1 if step < warmup else 2
+        with jax.profiler.StepTraceAnnotation("train", step_num=step):
+          batch = sharding.to_global_batch(next(self.train_iter), self.mesh)
+          step_fn = self.flow_step if stage == 1 else self.full_step
+          self.state, metrics = step_fn(self.state, batch, self.vgg_params)
+        if pending is not None:
+          check_finite(jax.device_get(pending[1]), pending[0], ckpt_dir, self.last_saved)
+        pending = (step + 1, metrics)
+        done = step + 1
+        for hook in hooks:
+          hook(done)
+        if done % config.train.log_every_steps == 0 or done == total:
+          host = jax.device_get(metrics)
+          check_finite(host, done, ckpt_dir, self.last_saved)
+          scalars = {k: float(v) for k, v in host.items()}
+          scalars.update(learning_rates, stage=stage)
+          self.writer.write_scalars(done, scalars)
+        if done % config.train.sample_every_steps == 0 or done == total:
+          self.write_samples(done)
+        if done % config.checkpoint.every_steps == 0 or done == total:
+          check_finite(jax.device_get(metrics), done, ckpt_dir, self.last_saved)
+          self.checkpointer.save(done, self.state, self.train_iter, config)
+          self.last_saved = done
+      check_finite(jax.device_get(pending[1]), pending[0], ckpt_dir, self.last_saved)
+    finally:
+      self.checkpointer.wait()
+      self.writer.flush()
+    logging.info("Trained steps %d..%d in %.1f s.", first, total, time.time() - start)
+
+  def close(self) -> None:
+    self.checkpointer.close()
+    self.writer.close()
+
+
+def train_and_evaluate(config, workdir: str) -> None:
+  """Trains (resuming if `workdir` holds a checkpoint) and, if `train.eval_at_end`, evaluates."""
+  trainer = Trainer(config, workdir)
+  try:
+    trainer.run()
+  finally:
+    trainer.close()
+  if config.train.eval_at_end:
+    from rfgen_jax.evaluation import evaluator  # pylint: disable=g-import-not-at-top
+    evaluator.evaluate(config, workdir)
