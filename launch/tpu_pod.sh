@@ -20,5 +20,5 @@ if [[ "${SETUP:-0}" == 1 ]]; then
   "${GCLOUD[@]}" --command="cd $REPO_DIR && python3 -m venv .venv && . .venv/bin/activate && \
       pip install -r requirements.txt && pip install -U 'jax[tpu]'"
 fi
-"${GCLOUD[@]}" --command="cd $REPO_DIR && . .venv/bin/activate && \
+"${GCLOUD[@]}" --command="cd $REPO_DIR && . .venv/bin/activate && RFGEN_DISTRIBUTED=1 \
     python -m rfgen_jax.main --config=$CONFIG --workdir=$WORKDIR ${EXTRA:-} 2>&1 | tee -a train.log"

@@ -22,14 +22,17 @@ FLAGS = flags.FLAGS
 
 
 def _maybe_initialize_distributed() -> None:
-  """Joins a multi-process job when the launch environment describes one (SLURM, TPU pod, or the
-  JAX_COORDINATOR_ADDRESS/JAX_NUM_PROCESSES/JAX_PROCESS_ID variables); a single host needs nothing."""
+  """Joins a multi-process job when the launch environment describes one; a single host needs nothing.
+
+  RFGEN_DISTRIBUTED=1 (set by launch/tpu_pod.sh) or SLURM_NTASKS > 1: `jax.distributed.initialize()`
+  with cluster auto-detection. JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID: explicit.
+  """
   explicit = os.environ.get("JAX_COORDINATOR_ADDRESS")
   if explicit:
     jax.distributed.initialize(coordinator_address=explicit,
                                num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
                                process_id=int(os.environ["JAX_PROCESS_ID"]))
-  elif int(os.environ.get("SLURM_NTASKS", "1")) > 1 or os.environ.get("TPU_WORKER_HOSTNAMES", "").count(","):
+  elif os.environ.get("RFGEN_DISTRIBUTED") == "1" or int(os.environ.get("SLURM_NTASKS", "1")) > 1:
     jax.distributed.initialize()   # cluster auto-detection (SLURM, Cloud TPU)
 
 
