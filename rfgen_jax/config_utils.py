@@ -8,8 +8,6 @@ import os
 import ml_collections
 
 GAN_KINDS = ("nonsaturating", "lsgan", "hinge")
-# The flow estimator's encoder goes down to H/32 (five stride-2 blocks, DESIGN section 2).
-ESTIMATOR_DOWNSAMPLING = 32
 # Keys whose values change the shapes of the saved state: a checkpoint is only compatible when they match.
 SHAPE_KEYS = (
     "data.image_size", "data.pose_channels", "model.width", "model.levels", "model.residual_flow",
@@ -81,12 +79,13 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int | None =
     raise ValueError(f"--config.model.levels must be positive downsampling factors, got {levels!r}.")
   if list(levels) != sorted(levels, reverse=True) or len(set(levels)) != len(levels):
     raise ValueError(f"--config.model.levels must be strictly decreasing (coarse to fine), got {levels!r}.")
-  for factor in (ESTIMATOR_DOWNSAMPLING,) + levels:
+  # The fusion levels must tile the image exactly. (The flow estimator's encoder goes on to H/32 with
+  # 'SAME' strided convs and its decoder resizes to each skip's size, so 176 = 5.5 * 32 is fine.)
+  for factor in levels:
     if h % factor or w % factor:
       raise ValueError(
-          f"--config.data.image_size={tuple(config.data.image_size)!r} is not divisible by {factor} "
-          f"(the flow estimator goes down to H/{ESTIMATOR_DOWNSAMPLING}; --config.model.levels={levels!r}). "
-          f"Use sizes that are multiples of {max((ESTIMATOR_DOWNSAMPLING,) + levels)}.")
+          f"--config.data.image_size={tuple(config.data.image_size)!r} is not divisible by the fusion "
+          f"level {factor} of --config.model.levels={levels!r}. Use sizes that are multiples of {max(levels)}.")
   for name in ("affine_kernel_sizes", "correctness_layers"):
     value = tuple(config.losses[name])
     if len(value) != len(levels):

@@ -1,0 +1,90 @@
+"""Configs: every data set config loads with the common key set, and bad settings fail early and clearly."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from configs import common
+from rfgen_jax import config_utils
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS = ["configs/synthetic.py", "configs/market.py", "configs/deepfashion.py",
+           "configs/market.py:runlocal", "configs/deepfashion.py:runlocal", "configs/synthetic.py:tiny"]
+REQUIRED_KEYS = ["data.root", "data.image_size", "data.num_sources", "model.width", "model.levels",
+                 "model.residual_flow", "model.occlusion", "model.attention", "train.batch_size",
+                 "train.flow_warmup_steps", "train.total_steps", "train.seed", "checkpoint.every_steps",
+                 "eval.num_sources", "losses.vgg19_weights", "losses.allow_random_vgg"]
+
+
+@pytest.mark.parametrize("spec", CONFIGS)
+def test_config_loads_validates_and_has_required_keys(spec):
+  config = config_utils.load_config(os.path.join(ROOT, spec))
+  for key in REQUIRED_KEYS:
+    config_utils.lookup(config, key)
+  config_utils.validate_config(config, num_devices=1)
+  json.loads(config.to_json_best_effort())
+
+
+def test_paper_defaults():
+  c = config_utils.load_config(os.path.join(ROOT, "configs/market.py"))
+  assert c.model.levels == (8, 4, 2) and c.data.num_sources == 2 and c.train.batch_size == 8
+  assert (c.losses.l1, c.losses.perceptual, c.losses.style, c.losses.adversarial) == (5.0, 0.5, 500.0, 2.0)
+  assert (c.losses.warmup_correctness, c.losses.warmup_regularization) == (20.0, 0.01)
+  assert c.train.learning_rate == 1e-4 and c.train.disc_learning_rate == 1e-5
+  assert c.losses.allow_random_vgg is False and c.eval.num_sources == (1, 2, 3)
+  df = config_utils.load_config(os.path.join(ROOT, "configs/deepfashion.py"))
+  assert df.data.image_size == (256, 176) and df.train.batch_size == 5 and df.model.disc_downsampling == 4
+
+
+def test_parse_arg():
+  arg = common.parse_arg("runlocal,width=0.5", runlocal=False, width=1.0)
+  assert arg.runlocal is True and arg.width == 0.5
+  with pytest.raises(ValueError, match="Unknown config argument 'bogus'"):
+    common.parse_arg("bogus", runlocal=False)
+
+
+@pytest.mark.parametrize("key,value,match", [
+    ("data.num_sources", 0, "data.num_sources"),
+    ("eval.num_sources", (1, 0), "eval.num_sources"),
+    ("data.image_size", (100, 64), "data.image_size"),
+    ("model.levels", (2, 4, 8), "model.levels"),
+    ("losses.affine_kernel_sizes", (3,), "losses.affine_kernel_sizes"),
+    ("losses.gan", "wgan", "losses.gan"),
+    ("model.dtype", "float16", "model.dtype"),
+    ("train.flow_warmup_steps", 10**9, "flow_warmup_steps"),
+])
+def test_validation_names_the_key(key, value, match):
+  config = config_utils.load_config(os.path.join(ROOT, "configs/market.py"))
+  section, name = key.split(".")
+  config[section][name] = value
+  with pytest.raises(ValueError, match=match):
+    config_utils.validate_config(config)
+
+
+def test_batch_must_divide_devices():
+  config = config_utils.load_config(os.path.join(ROOT, "configs/deepfashion.py"))
+  with pytest.raises(ValueError, match=r"train.batch_size=5 is not divisible by the 2 devices"):
+    config_utils.validate_config(config, num_devices=2)
+
+
+def test_differing_shape_keys_names_keys():
+  config = config_utils.load_config(os.path.join(ROOT, "configs/market.py"))
+  saved = json.loads(config.to_json_best_effort())
+  assert config_utils.differing_shape_keys(saved, config) == []
+  config.model.width = 0.5
+  config.train.total_steps = 7     # not a shape key
+  diff = config_utils.differing_shape_keys(saved, config)
+  assert len(diff) == 1 and diff[0].startswith("model.width")
+
+
+def test_main_rejects_mistyped_key(tmp_path):
+  """A mistyped --config. override stops main before anything runs (the config is locked)."""
+  result = subprocess.run(
+      [sys.executable, "-m", "rfgen_jax.main", "--config=configs/synthetic.py:tiny",
+       f"--workdir={tmp_path}", "--config.train.totl_steps=3"],
+      cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert result.returncode != 0
+  assert "totl_steps" in result.stderr
+  assert not os.path.exists(tmp_path / "checkpoints")
