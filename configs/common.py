@@ -75,6 +75,7 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.model.residual_hidden = 0       # hidden channels of R_i; 0 = the level's feature channels
   c.model.disc_channels = 32        # ndf of the residual patch discriminator
   c.model.disc_downsampling = 3     # 3 for 128-high images, 4 for 256-high
+  c.model.disc_max_channels = 128   # channel cap of the discriminator (GFLA img_f; ndf 32 -> 32-64-128)
 
   # ---------------------------------------------------------------- losses
   c.losses = ml_collections.ConfigDict()

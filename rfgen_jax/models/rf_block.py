@@ -1,0 +1,127 @@
+"""The residual-flow (RF) block of one fusion level (equations 3-6 of the paper)."""
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from rfgen_jax.models import layers
+from rfgen_jax.ops import bilinear_warp
+
+Dtype = Any
+
+
+class ResidualFlowPredictor(nn.Module):
+  """R_i: conv3x3, act, conv3x3, act, zero-initialised conv3x3 to 2 channels.
+
+  (B, h, w, C_in) -> (B, h, w, 2) float32 residual flow in pixels of the level's map; exactly zero
+  at initialisation.
+  """
+  hidden: int
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    x = layers.leaky_relu(layers.conv(self.hidden, 3, self.dtype, name="conv_0")(x))
+    x = layers.leaky_relu(layers.conv(self.hidden, 3, self.dtype, name="conv_1")(x))
+    zeros = nn.initializers.zeros
+    r = nn.Conv(2, (3, 3), padding="SAME", dtype=jnp.float32, param_dtype=jnp.float32,
+                kernel_init=zeros, bias_init=zeros, name="conv_out")(x)
+    return r
+
+
+class SourceWarp(nn.Module):
+  """Per source: initial warp, residual flow, refined warp (equations 3-4).
+
+  Vmapped over K by `RFBlock` with shared parameters; sees one source.
+
+  Attributes:
+    residual_flow: if False there is no R_i (no parameters) and the refined flow is the initial one.
+    hidden: hidden channels of R_i.
+    padding: warp padding, "zeros" or "border".
+    dtype: compute dtype.
+  """
+  residual_flow: bool
+  hidden: int
+  padding: str = "zeros"
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, feat: jax.Array, flow: jax.Array, target_feat: jax.Array):
+    """Warps one source's features.
+
+    Args:
+      feat: (B, h, w, C) source features f[k, i].
+      flow: (B, h, w, 2) float32 initial flow w[k, i], pixels of this map.
+      target_feat: (B, h, w, C) target features f_t[i].
+    Returns:
+      (warped (B, h, w, C) = W(f, w + r), refined flow (B, h, w, 2) float32 = w + r).
+    """
+    warped = bilinear_warp(feat, flow, padding=self.padding)
+    if not self.residual_flow:
+      return warped, flow
+    r = ResidualFlowPredictor(self.hidden, self.dtype, name="residual_predictor")(
+        jnp.concatenate([target_feat.astype(self.dtype), warped.astype(self.dtype)], axis=-1))
+    refined = flow + r
+    return bilinear_warp(feat, refined, padding=self.padding), refined
+
+
+class RFBlock(nn.Module):
+  """Warps, mattes and fuses the K sources' features at one level (equations 3-6, without D_i).
+
+  g[k] = W(f[k], w[k] + r[k]) * (1 - m[k]) + f_t * m[k];  fused = sum_k softmax_k(a)[k] * g[k].
+
+  Attributes:
+    residual_flow, occlusion, attention: the ablation switches (config `model.*`).
+    hidden: hidden channels of R_i.
+    padding: warp padding.
+    dtype: compute dtype.
+  """
+  residual_flow: bool = True
+  occlusion: bool = True
+  attention: bool = True
+  hidden: int = 64
+  padding: str = "zeros"
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, target_feat, source_feats, flows, occlusion=None, attention_logits=None):
+    """Fuses the sources into the target features.
+
+    Args:
+      target_feat: (B, h, w, C) f_t[i].
+      source_feats: (B, K, h, w, C) f[k, i].
+      flows: (B, K, h, w, 2) float32 estimator flows w[k, i] (pixels of this map).
+      occlusion: (B, K, h, w, 1) m[k, i] in [0, 1] (1 = not visible in source k); ignored when off.
+      attention_logits: (B, K, h, w, 1) a[k, i]; ignored when attention is off.
+    Returns:
+      fused (B, h, w, C) in the compute dtype, and a dict with `flows` (refined, (B, K, h, w, 2)),
+      `occlusion` (B, K, h, w, 1) (zeros when off) and `attention` (softmax weights
+      (B, K, h, w, 1), 1/K when off), all float32.
+    """
+    k = source_feats.shape[1]
+    per_source = nn.vmap(
+        SourceWarp, in_axes=(1, 1, None), out_axes=1,
+        variable_axes={"params": None}, split_rngs={"params": False})(
+            residual_flow=self.residual_flow, hidden=self.hidden, padding=self.padding,
+            dtype=self.dtype, name="per_source")
+    source_feats = source_feats.astype(self.dtype)
+    target_feat = target_feat.astype(self.dtype)
+    warped, refined = per_source(source_feats, flows, target_feat)
+
+    if self.occlusion:
+      m = occlusion.astype(self.dtype)
+      g = warped * (1 - m) + target_feat[:, None] * m
+      occ_out = occlusion.astype(jnp.float32)
+    else:
+      g = warped
+      occ_out = jnp.zeros(flows.shape[:-1] + (1,), jnp.float32)
+
+    if self.attention:
+      weights = jax.nn.softmax(attention_logits.astype(jnp.float32), axis=1)
+    else:
+      weights = jnp.full(flows.shape[:-1] + (1,), 1.0 / k, jnp.float32)
+    fused = jnp.sum(weights.astype(self.dtype) * g, axis=1)
+    return fused, {"flows": refined, "occlusion": occ_out, "attention": weights}
