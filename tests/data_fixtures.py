@@ -52,7 +52,7 @@ def write_market_fixture(root, seed=0):
         for y, x in zip(ys, xs):
           if y >= 0:
             img[int(y), int(x)] = 255
-        Image.fromarray(img).save(os.path.join(root, split, name), quality=95)
+        Image.fromarray(img).save(os.path.join(root, split, name), quality=100, subsampling=0)
         rows.append(f"{name}: {json.dumps([int(v) for v in ys])}: {json.dumps([int(v) for v in xs])}")
         exp[name] = identity
     expected[split] = exp

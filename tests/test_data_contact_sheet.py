@@ -1,0 +1,23 @@
+"""The contact sheet renders K sources + target + pose map per row."""
+import numpy as np
+import pytest
+
+from configs import market
+from tests.data_fixtures import HEIGHT
+from tests.data_fixtures import WIDTH
+from tests.data_fixtures import write_market_fixture
+
+
+def test_sheet_shape_and_content(tmp_path):
+  pytest.importorskip("rfgen_jax.data.keypoints")
+  from rfgen_jax.data import contact_sheet
+  write_market_fixture(str(tmp_path / "m"))
+  config = market.get_config()
+  config.data.root = str(tmp_path / "m")
+  config.data.tfds_data_dir = str(tmp_path / "tfds")
+  config.data.image_size = (HEIGHT, WIDTH)
+  sheet = contact_sheet.make_sheet(config, num=3, split="test", scale=1)
+  k = config.data.num_sources
+  assert sheet.dtype == np.uint8
+  assert sheet.shape == (3 * HEIGHT + 2 * 2, (k + 2) * WIDTH + (k + 1) * 2, 3)
+  assert sheet[:HEIGHT, (k + 1) * (WIDTH + 2):].max() > 200        # the pose map column is not empty
