@@ -42,7 +42,8 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict()
   c.data.name = "market"            # synthetic | market | deepfashion (later: shapenet_chair, kitti, voxceleb2)
   c.data.root = ""                  # folder with images + annotation CSVs (the PATN/GFLA layout)
-  c.data.tfds_data_dir = ""         # where TFDS writes prepared array_record files; "" = <root>/../tfds
+  c.data.tfds_data_dir = ""         # where TFDS writes prepared array_record files; "" = $TFDS_DATA_DIR or
+                                    # ~/tensorflow_datasets (never inside data.root; see data/tfds_builders.py)
   c.data.image_size = (128, 64)     # (H, W)
   c.data.num_sources = 2            # K used for training
   c.data.pose_kind = "keypoints"    # keypoints | camera | landmarks
