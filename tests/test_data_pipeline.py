@@ -208,3 +208,14 @@ def test_synthetic_end_to_end(tmp_path):
   _check_batch(batch, config.train.batch_size, config.data.num_sources, h, w)
   ev = data.create_eval_batches(config, 3, 0, 1)
   _check_batch(next(iter(ev)), config.eval.batch_size, 3, h, w)
+
+
+def test_workers_fall_back_without_parsed_flags(fixture, caplog):
+  from absl import flags
+  if flags.FLAGS.is_parsed():
+    pytest.skip("absl flags already parsed in this process")
+  base, _ = fixture
+  config = _config(base / "market", base / "tfds", **{"data.num_workers": 2})
+  with caplog.at_level("WARNING"):
+    _check_batch(next(data.create_train_iterator(config, 0, 1)), 4, 2, 32, 16)
+  assert "main process" in caplog.text
