@@ -1,0 +1,1 @@
+"""Pretrained backbones with converted weights: vgg19, inception (FID), alexnet (LPIPS)."""

@@ -1,0 +1,62 @@
+r"""Converts pytorch-fid's FID Inception-v3 weights to the .npz that `eval.inception_weights` names.
+
+  python -m rfgen_jax.tools.convert_inception \
+      --input pt_inception-2015-12-05-6726825d.pth --output inception_fid.npz
+
+The input is pytorch-fid's released file
+(https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth)
+or an .npz of the same state dict (name -> numpy array). Reading a .pth needs PyTorch (CPU build is
+enough), imported only here; the conversion itself (`rfgen_jax.nets.inception.params_from_state_dict`)
+is numpy only.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+
+def read_state_dict(path: str) -> Dict[str, np.ndarray]:
+  """Reads a PyTorch state dict (.pth/.pt via torch, or .npz) as name -> numpy array.
+
+  Args:
+    path: file path.
+  Returns:
+    dict of numpy arrays.
+  Raises:
+    ImportError: for a .pth file when PyTorch is not installed (with what to do).
+  """
+  if path.endswith(".npz"):
+    with np.load(path) as data:
+      return {k: data[k] for k in data.files}
+  try:
+    import torch  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise ImportError(
+        f"Reading {path} needs PyTorch (`pip install torch --index-url "
+        "https://download.pytorch.org/whl/cpu`), or save the state dict as an .npz of numpy arrays "
+        "and pass that instead.") from e
+  state = torch.load(path, map_location="cpu", weights_only=True)
+  if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+    state = state["state_dict"]
+  return {k: v.detach().cpu().numpy() for k, v in state.items() if hasattr(v, "detach")}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--input", required=True, help="pt_inception-2015-12-05-6726825d.pth (or .npz)")
+  parser.add_argument("--output", required=True, help="output .npz (set eval.inception_weights to it)")
+  args = parser.parse_args(argv)
+  from rfgen_jax.nets import inception  # pylint: disable=g-import-not-at-top
+  params = inception.params_from_state_dict(read_state_dict(args.input))
+  inception.save_params(args.output, params)
+  count = sum(v.size for v in inception.flatten_params(params).values())
+  print(f"Wrote {args.output}: FID Inception-v3, {count} values. "
+        f"Use it with --config.eval.inception_weights={args.output}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

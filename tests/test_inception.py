@@ -1,0 +1,271 @@
+"""FID Inception-v3: the linen port against a PyTorch twin of pytorch-fid's FID Inception.
+
+The twin is written here from pytorch-fid's `fid_inception_v3` structure (torchvision's Inception-v3
+blocks with FIDInceptionA/C/E_1/E_2 pooling patches), with the same state-dict names, random conv
+weights and random batch-norm running statistics. Its state dict goes through the torch-free
+conversion; both networks run on the same input.
+"""
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+from rfgen_jax.nets import inception  # noqa: E402
+
+
+# --- PyTorch twin --------------------------------------------------------------------------
+
+class TBasicConv(torch.nn.Module):
+
+  def __init__(self, cin, cout, **kw):
+    super().__init__()
+    self.conv = torch.nn.Conv2d(cin, cout, bias=False, **kw)
+    self.bn = torch.nn.BatchNorm2d(cout, eps=0.001)
+
+  def forward(self, x):
+    return F.relu(self.bn(self.conv(x)))
+
+
+class TA(torch.nn.Module):
+
+  def __init__(self, cin, pool_features):
+    super().__init__()
+    self.branch1x1 = TBasicConv(cin, 64, kernel_size=1)
+    self.branch5x5_1 = TBasicConv(cin, 48, kernel_size=1)
+    self.branch5x5_2 = TBasicConv(48, 64, kernel_size=5, padding=2)
+    self.branch3x3dbl_1 = TBasicConv(cin, 64, kernel_size=1)
+    self.branch3x3dbl_2 = TBasicConv(64, 96, kernel_size=3, padding=1)
+    self.branch3x3dbl_3 = TBasicConv(96, 96, kernel_size=3, padding=1)
+    self.branch_pool = TBasicConv(cin, pool_features, kernel_size=1)
+
+  def forward(self, x):
+    b5 = self.branch5x5_2(self.branch5x5_1(x))
+    b3 = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
+    bp = self.branch_pool(F.avg_pool2d(x, 3, 1, 1, count_include_pad=False))
+    return torch.cat([self.branch1x1(x), b5, b3, bp], 1)
+
+
+class TB(torch.nn.Module):
+
+  def __init__(self, cin):
+    super().__init__()
+    self.branch3x3 = TBasicConv(cin, 384, kernel_size=3, stride=2)
+    self.branch3x3dbl_1 = TBasicConv(cin, 64, kernel_size=1)
+    self.branch3x3dbl_2 = TBasicConv(64, 96, kernel_size=3, padding=1)
+    self.branch3x3dbl_3 = TBasicConv(96, 96, kernel_size=3, stride=2)
+
+  def forward(self, x):
+    bd = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
+    return torch.cat([self.branch3x3(x), bd, F.max_pool2d(x, 3, 2)], 1)
+
+
+class TC(torch.nn.Module):
+
+  def __init__(self, cin, c7):
+    super().__init__()
+    self.branch1x1 = TBasicConv(cin, 192, kernel_size=1)
+    self.branch7x7_1 = TBasicConv(cin, c7, kernel_size=1)
+    self.branch7x7_2 = TBasicConv(c7, c7, kernel_size=(1, 7), padding=(0, 3))
+    self.branch7x7_3 = TBasicConv(c7, 192, kernel_size=(7, 1), padding=(3, 0))
+    self.branch7x7dbl_1 = TBasicConv(cin, c7, kernel_size=1)
+    self.branch7x7dbl_2 = TBasicConv(c7, c7, kernel_size=(7, 1), padding=(3, 0))
+    self.branch7x7dbl_3 = TBasicConv(c7, c7, kernel_size=(1, 7), padding=(0, 3))
+    self.branch7x7dbl_4 = TBasicConv(c7, c7, kernel_size=(7, 1), padding=(3, 0))
+    self.branch7x7dbl_5 = TBasicConv(c7, 192, kernel_size=(1, 7), padding=(0, 3))
+    self.branch_pool = TBasicConv(cin, 192, kernel_size=1)
+
+  def forward(self, x):
+    b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
+    bd = x
+    for i in range(1, 6):
+      bd = getattr(self, f"branch7x7dbl_{i}")(bd)
+    bp = self.branch_pool(F.avg_pool2d(x, 3, 1, 1, count_include_pad=False))
+    return torch.cat([self.branch1x1(x), b7, bd, bp], 1)
+
+
+class TD(torch.nn.Module):
+
+  def __init__(self, cin):
+    super().__init__()
+    self.branch3x3_1 = TBasicConv(cin, 192, kernel_size=1)
+    self.branch3x3_2 = TBasicConv(192, 320, kernel_size=3, stride=2)
+    self.branch7x7x3_1 = TBasicConv(cin, 192, kernel_size=1)
+    self.branch7x7x3_2 = TBasicConv(192, 192, kernel_size=(1, 7), padding=(0, 3))
+    self.branch7x7x3_3 = TBasicConv(192, 192, kernel_size=(7, 1), padding=(3, 0))
+    self.branch7x7x3_4 = TBasicConv(192, 192, kernel_size=3, stride=2)
+
+  def forward(self, x):
+    b3 = self.branch3x3_2(self.branch3x3_1(x))
+    b7 = x
+    for i in range(1, 5):
+      b7 = getattr(self, f"branch7x7x3_{i}")(b7)
+    return torch.cat([b3, b7, F.max_pool2d(x, 3, 2)], 1)
+
+
+class TE(torch.nn.Module):
+
+  def __init__(self, cin, use_max):
+    super().__init__()
+    self.use_max = use_max
+    self.branch1x1 = TBasicConv(cin, 320, kernel_size=1)
+    self.branch3x3_1 = TBasicConv(cin, 384, kernel_size=1)
+    self.branch3x3_2a = TBasicConv(384, 384, kernel_size=(1, 3), padding=(0, 1))
+    self.branch3x3_2b = TBasicConv(384, 384, kernel_size=(3, 1), padding=(1, 0))
+    self.branch3x3dbl_1 = TBasicConv(cin, 448, kernel_size=1)
+    self.branch3x3dbl_2 = TBasicConv(448, 384, kernel_size=3, padding=1)
+    self.branch3x3dbl_3a = TBasicConv(384, 384, kernel_size=(1, 3), padding=(0, 1))
+    self.branch3x3dbl_3b = TBasicConv(384, 384, kernel_size=(3, 1), padding=(1, 0))
+    self.branch_pool = TBasicConv(cin, 192, kernel_size=1)
+
+  def forward(self, x):
+    b3 = self.branch3x3_1(x)
+    b3 = torch.cat([self.branch3x3_2a(b3), self.branch3x3_2b(b3)], 1)
+    bd = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
+    bd = torch.cat([self.branch3x3dbl_3a(bd), self.branch3x3dbl_3b(bd)], 1)
+    if self.use_max:
+      pooled = F.max_pool2d(x, 3, 1, 1)
+    else:
+      pooled = F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
+    return torch.cat([self.branch1x1(x), b3, bd, self.branch_pool(pooled)], 1)
+
+
+class TInception(torch.nn.Module):
+  """pytorch-fid's FID Inception (blocks 0-3, pool3 output), input in [0, 1] like pytorch-fid."""
+
+  def __init__(self, resize):
+    super().__init__()
+    self.resize = resize
+    self.Conv2d_1a_3x3 = TBasicConv(3, 32, kernel_size=3, stride=2)
+    self.Conv2d_2a_3x3 = TBasicConv(32, 32, kernel_size=3)
+    self.Conv2d_2b_3x3 = TBasicConv(32, 64, kernel_size=3, padding=1)
+    self.Conv2d_3b_1x1 = TBasicConv(64, 80, kernel_size=1)
+    self.Conv2d_4a_3x3 = TBasicConv(80, 192, kernel_size=3)
+    self.Mixed_5b = TA(192, 32)
+    self.Mixed_5c = TA(256, 64)
+    self.Mixed_5d = TA(288, 64)
+    self.Mixed_6a = TB(288)
+    self.Mixed_6b = TC(768, 128)
+    self.Mixed_6c = TC(768, 160)
+    self.Mixed_6d = TC(768, 160)
+    self.Mixed_6e = TC(768, 192)
+    self.Mixed_7a = TD(768)
+    self.Mixed_7b = TE(1280, use_max=False)
+    self.Mixed_7c = TE(2048, use_max=True)
+    self.fc = torch.nn.Linear(2048, 1008)  # present in the real file; ignored by the conversion
+
+  def forward(self, x01):
+    x = x01
+    if self.resize:
+      x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
+    x = 2 * x - 1
+    x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
+    x = F.max_pool2d(x, 3, 2)
+    x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))
+    x = F.max_pool2d(x, 3, 2)
+    for name in ("5b", "5c", "5d", "6a", "6b", "6c", "6d", "6e", "7a", "7b", "7c"):
+      x = getattr(self, f"Mixed_{name}")(x)
+    return F.adaptive_avg_pool2d(x, (1, 1))[:, :, 0, 0]
+
+
+def _randomised_twin(seed=0, resize=False):
+  torch.manual_seed(seed)
+  net = TInception(resize)
+  with torch.no_grad():
+    for m in net.modules():
+      if isinstance(m, torch.nn.Conv2d):
+        fan_in = m.weight.shape[1] * m.weight.shape[2] * m.weight.shape[3]
+        m.weight.normal_(0.0, (2.0 / fan_in) ** 0.5)
+      elif isinstance(m, torch.nn.BatchNorm2d):
+        m.weight.uniform_(0.5, 1.5)
+        m.bias.normal_(0.0, 0.1)
+        m.running_mean.normal_(0.0, 0.2)
+        m.running_var.uniform_(0.5, 2.0)
+  return net.eval()
+
+
+def _state_dict_numpy(net):
+  return {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}
+
+
+def _compare(images01, net, resize_to):
+  with torch.no_grad():
+    ref = net(torch.from_numpy(images01.transpose(0, 3, 1, 2))).numpy()
+  params = inception.params_from_state_dict(_state_dict_numpy(net))
+  model = inception.InceptionV3(resize_to=resize_to)
+  ours = jax.jit(lambda p, x: model.apply({"params": p}, x))(params, jnp.asarray(images01 * 2 - 1))
+  ours = np.asarray(ours)
+  assert ours.shape == ref.shape == (images01.shape[0], 2048)
+  scale = np.abs(ref).max()
+  assert scale > 1e-3, "twin produced degenerate features; the comparison would be vacuous"
+  np.testing.assert_allclose(ours, ref, rtol=0, atol=2e-4 * scale)
+  return ours, ref
+
+
+def test_matches_torch_twin_small_input():
+  """Random weights incl. BN statistics, no resize; 139x147 input leaves 3x3 maps in Mixed_7b/7c
+  (so their pool branches matter; at the minimum 75x75 those maps are 1x1)."""
+  net = _randomised_twin(seed=0)
+  rng = np.random.default_rng(0)
+  images01 = rng.uniform(0, 1, size=(2, 139, 147, 3)).astype(np.float32)
+  ours, ref = _compare(images01, net, resize_to=None)
+  # Features of different images must differ (catches a constant output).
+  assert np.abs(ref[0] - ref[1]).max() > 1e-4 * np.abs(ref).max()
+
+
+@pytest.mark.slow
+def test_matches_torch_twin_299_with_resize():
+  net = _randomised_twin(seed=1, resize=True)
+  rng = np.random.default_rng(1)
+  images01 = rng.uniform(0, 1, size=(2, 128, 64, 3)).astype(np.float32)
+  _compare(images01, net, resize_to=299)
+
+
+@pytest.mark.parametrize("shape", [(128, 64), (256, 176), (350, 320)])
+def test_resize_matches_torch_interpolate(shape):
+  """Up- and down-sampling to 299 equals F.interpolate(bilinear, align_corners=False, no antialias)."""
+  rng = np.random.default_rng(2)
+  x = rng.normal(size=(2,) + shape + (3,)).astype(np.float32)
+  ref = F.interpolate(torch.from_numpy(x.transpose(0, 3, 1, 2)), size=(299, 299), mode="bilinear",
+                      align_corners=False).numpy().transpose(0, 2, 3, 1)
+  ours = np.asarray(inception.resize_bilinear(jnp.asarray(x), (299, 299)))
+  np.testing.assert_allclose(ours, ref, atol=2e-5)
+
+
+def test_avg_pool_excludes_padding():
+  rng = np.random.default_rng(3)
+  x = rng.normal(size=(1, 6, 5, 2)).astype(np.float32)
+  ref = F.avg_pool2d(torch.from_numpy(x.transpose(0, 3, 1, 2)), 3, 1, 1,
+                     count_include_pad=False).numpy().transpose(0, 2, 3, 1)
+  np.testing.assert_allclose(np.asarray(inception.avg_pool_exclude_pad(jnp.asarray(x))), ref, atol=1e-6)
+
+
+def test_conversion_rejects_incomplete_state_dict():
+  sd = _state_dict_numpy(_randomised_twin(seed=0))
+  del sd["Mixed_6c.branch7x7dbl_3.bn.running_var"]
+  with pytest.raises(ValueError, match="Mixed_6c/branch7x7dbl_3/bn/var"):
+    inception.params_from_state_dict(sd)
+
+
+def test_convert_script_roundtrip(tmp_path):
+  """`python -m rfgen_jax.tools.convert_inception` on a .pth written by torch, then load_params."""
+  net = _randomised_twin(seed=4)
+  pth = tmp_path / "pt_inception.pth"
+  torch.save(net.state_dict(), pth)
+  out = tmp_path / "inception_fid.npz"
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  subprocess.run([sys.executable, "-m", "rfgen_jax.tools.convert_inception", "--input", str(pth),
+                  "--output", str(out)], check=True, cwd=root, env=env, capture_output=True)
+  params = inception.load_params(str(out))
+  expected = inception.params_from_state_dict(_state_dict_numpy(net))
+  np.testing.assert_array_equal(params["Mixed_7c"]["branch_pool"]["conv"]["kernel"],
+                                expected["Mixed_7c"]["branch_pool"]["conv"]["kernel"])
+  np.testing.assert_array_equal(params["Conv2d_1a_3x3"]["bn"]["mean"],
+                                expected["Conv2d_1a_3x3"]["bn"]["mean"])
