@@ -1,65 +1,296 @@
 """Bilinear warping of NHWC feature maps by flows in pixels (DESIGN section 3).
 
-Reference (simple gather) version; to be optimised (issue 2).
+Convention. `x` is (B, H, W, C) and `flow` is (B, H, W, 2) in pixels of `x`; channel 0 is the x (width)
+offset, channel 1 the y (height) offset. Output pixel (y, x) is `x` sampled bilinearly at
+(y + flow[..., 1], x + flow[..., 0]), pixel centres at integer coordinates. Samples outside the map read
+0 (`padding="zeros"`) or the nearest edge pixel (`padding="border"`, the coordinate is clamped to
+[0, size - 1] first, with zero gradient for a clamped coordinate, as in PyTorch).
+
+This equals `torch.nn.functional.grid_sample(x_nchw, grid, mode="bilinear", align_corners=True,
+padding_mode=...)` with `grid = 2 * (base + flow) / (size - 1) - 1`. A dimension of size 1 makes that
+formula divide by zero (PyTorch then samples pixel 0 whatever the flow); here the pixel definition above
+still holds there (a 1-pixel map has content at coordinate 0 only, so with zero padding a flow of 0.25
+reads 0.75 of it). For every size, including 1, the result equals `grid_sample(..., align_corners=False)`
+with `grid = (2 * (base + flow) + 1) / size - 1`.
+
+Gradients. The interpolation weights use `x0 = floor(s)` and `frac = s - x0`, so at an integer sampling
+position (zero flow, the state at initialisation) the gradient with respect to the flow is the
+one-sided difference `x[x0 + 1] - x[x0]`, as in PyTorch, and never zero by construction.
+
+Implementations (argument `impl`; all three compute the same function and gradients):
+- "gather" (default): a `jax.custom_vjp`. The forward is four row gathers from x viewed as (B*H*W, C),
+  fused by XLA into the weighted sum (no (B, H, W, 4, C) intermediate). The backward gathers the four
+  corners once more to get the flow gradient, and scatter-adds the x gradient, in batch chunks of about
+  one MiB (a `lax.scan`), which keeps XLA's temporary buffers small: on CPU that is what makes it fast.
+  It supports reverse mode (grad, vjp) but not forward mode (jvp, jacfwd): use "reference" for those.
+- "onehot": builds the dense (H*W, H*W) interpolation matrix per example (each row has at most four
+  non-zeros, outer products of one-hot x and y weights) and applies it with one batched matmul. The
+  memory and work are O(B * (H*W)^2 * C): for small maps on TPU/GPU, where it maps to the matrix units
+  and avoids gathers and scatters entirely; wasteful on CPU and for big maps.
+- "reference": the plain four-corner gather differentiated by JAX; the simplest correct form.
 """
 from __future__ import annotations
 
+from functools import partial
+
 import jax
+from jax import lax
 import jax.numpy as jnp
 
+_PADDINGS = ("zeros", "border")
+_IMPLS = ("gather", "onehot", "reference")
+# Elements of x (and of its gradient) per chunk of the backward scatter: 2**18 float32 = 1 MiB.
+_CHUNK_ELEMENTS = 1 << 18
 
-def _check(x, flow):
-  if x.ndim != 4:
-    raise ValueError(f"bilinear_warp: x must be (B, H, W, C), got shape {x.shape}.")
-  if flow.shape != x.shape[:3] + (2,):
+
+def _check(x, flow, padding, impl):
+  """Validates shapes and options before anything is traced (clear errors, not XLA's)."""
+  x_shape = getattr(x, "shape", None)
+  f_shape = getattr(flow, "shape", None)
+  if x_shape is None or len(x_shape) != 4:
+    raise ValueError(f"bilinear_warp: x must be 4-D (B, H, W, C) (NHWC), got shape {x_shape}.")
+  want = tuple(x_shape[:3]) + (2,)
+  if f_shape is None or tuple(f_shape) != want:
     raise ValueError(
-        f"bilinear_warp: flow must be (B, H, W, 2) = {x.shape[:3] + (2,)} to match x {x.shape}, "
-        f"got {flow.shape}.")
+        f"bilinear_warp: flow must be (B, H, W, 2) = {want} to match x {tuple(x_shape)} "
+        f"(channel 0 = x offset, channel 1 = y offset, in pixels), got shape {f_shape}.")
+  if padding not in _PADDINGS:
+    raise ValueError(f"bilinear_warp: padding must be one of {_PADDINGS}, got {padding!r}.")
+  if impl not in _IMPLS:
+    raise ValueError(f"bilinear_warp: impl must be one of {_IMPLS}, got {impl!r}.")
+  if not jnp.issubdtype(x.dtype, jnp.floating) or not jnp.issubdtype(flow.dtype, jnp.floating):
+    raise ValueError(
+        f"bilinear_warp: x and flow must be floating point, got {x.dtype} and {flow.dtype}.")
 
 
-def bilinear_warp(x: jax.Array, flow: jax.Array, padding: str = "zeros") -> jax.Array:
-  """Samples `x` at `(y + flow[..., 1], x + flow[..., 0])` with bilinear interpolation.
+def _coords(flow, h, w, padding, differentiable):
+  """Absolute sampling coordinates (B, H, W) float32 in pixels, clamped for border padding.
 
-  Args:
-    x: (B, H, W, C) features.
-    flow: (B, H, W, 2) offsets in pixels of `x`; channel 0 is x (width), channel 1 is y.
-    padding: "zeros" (samples outside the map read 0) or "border" (clamped to the edge).
-  Returns:
-    (B, H, W, C) warped features, dtype of `x`.
+  With `differentiable`, the clamp is written with `where` so that its gradient is 0 on and beyond the
+  edge (PyTorch's `clip_coordinates_set_grad`), not the 0.5 that `jnp.clip` gives at a tie.
+  Returns (sx, sy, inside_x, inside_y); inside_* is None for zero padding, else the boolean masks where
+  the clamp passes the gradient (0 < s < size - 1).
   """
-  _check(x, flow)
-  if padding not in ("zeros", "border"):
-    raise ValueError(f"bilinear_warp: padding must be 'zeros' or 'border', got {padding!r}.")
+  f = flow.astype(jnp.float32)
+  sx = jnp.arange(w, dtype=jnp.float32)[None, None, :] + f[..., 0]
+  sy = jnp.arange(h, dtype=jnp.float32)[None, :, None] + f[..., 1]
+  if padding == "zeros":
+    return sx, sy, None, None
+  inside_x = (sx > 0) & (sx < w - 1)
+  inside_y = (sy > 0) & (sy < h - 1)
+  if differentiable:
+    sx = jnp.where(inside_x, sx, jnp.where(sx <= 0, 0.0, w - 1.0))
+    sy = jnp.where(inside_y, sy, jnp.where(sy <= 0, 0.0, h - 1.0))
+  else:
+    sx = jnp.clip(sx, 0.0, w - 1.0)
+    sy = jnp.clip(sy, 0.0, h - 1.0)
+  return sx, sy, inside_x, inside_y
+
+
+def _taps(s, size):
+  """Bilinear taps along one axis for coordinates `s` (float32) on an axis of `size` pixels.
+
+  Returns (i0, i1, w0, w1, m0, m1, frac): int32 indices of the two taps clamped into [0, size - 1], their
+  weights with out-of-range taps already zeroed (zero padding), the in-range masks, and `s - floor(s)`.
+  """
+  f0 = jnp.floor(s)
+  frac = s - f0
+  m0 = (f0 >= 0) & (f0 <= size - 1)
+  m1 = (f0 >= -1) & (f0 <= size - 2)
+  i0 = jnp.clip(f0, 0, size - 1).astype(jnp.int32)
+  i1 = jnp.clip(f0 + 1, 0, size - 1).astype(jnp.int32)
+  w0 = jnp.where(m0, 1.0 - frac, 0.0)
+  w1 = jnp.where(m1, frac, 0.0)
+  return i0, i1, w0, w1, m0, m1, frac
+
+
+def _corners(flow, h, w, padding):
+  """Per-corner row indices into x viewed as (B*H*W, C), weights and masks (no gradient through them).
+
+  Returns a dict: `index` [4 x (B, H, W) int32], `weight` [4 x (B, H, W) float32, zero where the corner
+  is outside], `valid` [4 x (B, H, W) bool], `fx`, `fy` (B, H, W) float32 fractional positions,
+  `inside_x`, `inside_y` (border clamp masks or None). Corner k = 2 * dy + dx.
+  """
+  b = flow.shape[0]
+  sx, sy, inside_x, inside_y = _coords(flow, h, w, padding, differentiable=False)
+  xi0, xi1, wx0, wx1, mx0, mx1, fx = _taps(sx, w)
+  yi0, yi1, wy0, wy1, my0, my1, fy = _taps(sy, h)
+  offset = (jnp.arange(b, dtype=jnp.int32) * (h * w))[:, None, None]
+  rows = (offset + yi0 * w, offset + yi1 * w)
+  index, weight, valid = [], [], []
+  for yi, row, wy, my in ((0, rows[0], wy0, my0), (1, rows[1], wy1, my1)):
+    del yi
+    for col, wx, mx in ((xi0, wx0, mx0), (xi1, wx1, mx1)):
+      index.append(row + col)
+      weight.append(wy * wx)
+      valid.append(my & mx)
+  return dict(index=index, weight=weight, valid=valid, fx=fx, fy=fy,
+              inside_x=inside_x, inside_y=inside_y)
+
+
+def _rows(flat, index):
+  """Gathers rows `index` (any shape, int32, in range) of `flat` (N, C) -> index.shape + (C,)."""
+  return flat.at[index].get(mode="promise_in_bounds")
+
+
+def _warp_gather_forward(x, flow, padding):
   b, h, w, c = x.shape
-  gy, gx = jnp.meshgrid(jnp.arange(h, dtype=flow.dtype), jnp.arange(w, dtype=flow.dtype), indexing="ij")
-  sx = gx[None] + flow[..., 0]
-  sy = gy[None] + flow[..., 1]
-  if padding == "border":
-    sx = jnp.clip(sx, 0, w - 1)
-    sy = jnp.clip(sy, 0, h - 1)
-  x0 = jnp.floor(sx)
-  y0 = jnp.floor(sy)
-  wx1 = (sx - x0)[..., None].astype(x.dtype)
-  wy1 = (sy - y0)[..., None].astype(x.dtype)
-  x0 = x0.astype(jnp.int32)
-  y0 = y0.astype(jnp.int32)
-  flat = x.reshape(b, h * w, c)
-
-  def corner(yi, xi):
-    valid = (yi >= 0) & (yi < h) & (xi >= 0) & (xi < w)
-    idx = jnp.clip(yi, 0, h - 1) * w + jnp.clip(xi, 0, w - 1)
-    vals = jnp.take_along_axis(flat, idx.reshape(b, h * w, 1), axis=1).reshape(b, h, w, c)
-    return vals * valid[..., None].astype(x.dtype)
-
-  out = (corner(y0, x0) * (1 - wy1) * (1 - wx1) + corner(y0, x0 + 1) * (1 - wy1) * wx1
-         + corner(y0 + 1, x0) * wy1 * (1 - wx1) + corner(y0 + 1, x0 + 1) * wy1 * wx1)
+  cr = _corners(flow, h, w, padding)
+  flat = x.reshape(b * h * w, c)
+  out = jnp.zeros((b, h, w, c), jnp.float32)
+  for k in range(4):
+    out = out + _rows(flat, cr["index"][k]).astype(jnp.float32) * cr["weight"][k][..., None]
   return out.astype(x.dtype)
 
 
+@partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _warp_gather(x, flow, padding):
+  return _warp_gather_forward(x, flow, padding)
+
+
+def _warp_gather_fwd(x, flow, padding):
+  return _warp_gather_forward(x, flow, padding), (x, flow)
+
+
+def _backward_chunk(x, flow, g, padding):
+  """Gradients for one chunk of the batch: x, g (n, H, W, C); flow (n, H, W, 2).
+
+  Returns (grad_x (n, H, W, C) in x.dtype, grad_flow (n, H, W, 2) in flow.dtype).
+  """
+  n, h, w, c = x.shape
+  cr = _corners(flow, h, w, padding)
+  flat = x.reshape(n * h * w, c)
+  g_flat = g.astype(jnp.float32).reshape(n * h * w, c)
+  grad_x = jnp.zeros((n * h * w, c), jnp.float32)
+  dots = []
+  for k in range(4):
+    index = cr["index"][k].reshape(-1)
+    corner = _rows(flat, index).astype(jnp.float32)
+    dots.append(jnp.where(cr["valid"][k], jnp.sum(corner * g_flat, axis=-1).reshape(n, h, w), 0.0))
+    grad_x = grad_x.at[index].add(cr["weight"][k].reshape(-1, 1) * g_flat, mode="promise_in_bounds")
+  fx, fy = cr["fx"], cr["fy"]
+  # out = sum_k weight_k * corner_k with weight = (1-fy|fy) * (1-fx|fx); d weight / d s is exact here,
+  # including at integer s where frac = 0 (one-sided difference, as PyTorch).
+  d_sx = (1.0 - fy) * (dots[1] - dots[0]) + fy * (dots[3] - dots[2])
+  d_sy = (1.0 - fx) * (dots[2] - dots[0]) + fx * (dots[3] - dots[1])
+  if cr["inside_x"] is not None:
+    d_sx = jnp.where(cr["inside_x"], d_sx, 0.0)
+    d_sy = jnp.where(cr["inside_y"], d_sy, 0.0)
+  grad_flow = jnp.stack([d_sx, d_sy], axis=-1)
+  return grad_x.reshape(n, h, w, c).astype(x.dtype), grad_flow.astype(flow.dtype)
+
+
+def _chunk_size(b, per_example):
+  """Largest divisor of b whose chunk holds at most _CHUNK_ELEMENTS elements (at least 1)."""
+  best = 1
+  for d in range(1, b + 1):
+    if b % d == 0 and d * per_example <= _CHUNK_ELEMENTS:
+      best = d
+  return best
+
+
+def _warp_gather_bwd(padding, residuals, g):
+  x, flow = residuals
+  b, h, w, c = x.shape
+  chunk = _chunk_size(b, h * w * c)
+  if chunk == b:
+    return _backward_chunk(x, flow, g, padding)
+  split = lambda a: a.reshape((b // chunk, chunk) + a.shape[1:])
+  _, (grad_x, grad_flow) = lax.scan(
+      lambda _, args: (None, _backward_chunk(*args, padding)), None, (split(x), split(flow), split(g)))
+  return grad_x.reshape(x.shape), grad_flow.reshape(flow.shape)
+
+
+_warp_gather.defvjp(_warp_gather_fwd, _warp_gather_bwd)
+
+
+def _warp_reference(x, flow, padding):
+  """Four-corner gather, differentiated by JAX (the floor has zero gradient; frac carries it)."""
+  b, h, w, c = x.shape
+  sx, sy, _, _ = _coords(flow, h, w, padding, differentiable=True)
+  xi0, xi1, wx0, wx1, _, _, _ = _taps(sx, w)
+  yi0, yi1, wy0, wy1, _, _, _ = _taps(sy, h)
+  bi = jnp.arange(b)[:, None, None]
+  out = jnp.zeros((b, h, w, c), jnp.float32)
+  for yi, wy in ((yi0, wy0), (yi1, wy1)):
+    for xi, wx in ((xi0, wx0), (xi1, wx1)):
+      out = out + x[bi, yi, xi].astype(jnp.float32) * (wy * wx)[..., None]
+  return out.astype(x.dtype)
+
+
+def _axis_weights(s, size):
+  """Dense bilinear weights (B, H, W, size) float32 along one axis; differentiable in `s`.
+
+  Row entries are (1 - frac) at floor(s) and frac at floor(s) + 1, so the derivative at an integer `s` is
+  the one-sided difference (never the zero that a hat function max(0, 1 - |s - i|) gives there).
+  """
+  f0 = lax.stop_gradient(jnp.floor(s))
+  frac = s - f0
+  grid = jnp.arange(size, dtype=jnp.float32)
+  f0 = f0[..., None]
+  return (jnp.where(grid == f0, 1.0 - frac[..., None], 0.0)
+          + jnp.where(grid == f0 + 1.0, frac[..., None], 0.0))
+
+
+def _warp_onehot(x, flow, padding):
+  """Dense interpolation matrix (B, H*W, H*W) applied with one batched matmul."""
+  b, h, w, c = x.shape
+  sx, sy, _, _ = _coords(flow, h, w, padding, differentiable=True)
+  wx = _axis_weights(sx, w)                                  # (B, H, W, w)
+  wy = _axis_weights(sy, h)                                  # (B, H, W, h)
+  m = (wy[..., :, None] * wx[..., None, :]).reshape(b, h * w, h * w)
+  out = jnp.einsum("bpq,bqc->bpc", m, x.reshape(b, h * w, c).astype(jnp.float32),
+                   precision=lax.Precision.HIGHEST)
+  return out.reshape(b, h, w, c).astype(x.dtype)
+
+
+def bilinear_warp(x: jax.Array, flow: jax.Array, padding: str = "zeros", *,
+                  impl: str = "gather") -> jax.Array:
+  """Samples `x` at `(y + flow[..., 1], x + flow[..., 0])` with bilinear interpolation.
+
+  See the module docstring for the exact convention, its PyTorch equivalent and the size-1 case.
+
+  Args:
+    x: (B, H, W, C) features, any float dtype (computed in float32 internally).
+    flow: (B, H, W, 2) offsets in pixels of `x`; channel 0 is x (width), channel 1 is y (height).
+    padding: "zeros" (samples outside the map read 0) or "border" (coordinates clamped to the edge).
+    impl: "gather" (default; custom VJP, fastest on CPU/GPU), "onehot" (dense matmul, small maps on
+      TPU) or "reference" (plain gather, autodiff; also supports forward-mode jvp).
+  Returns:
+    (B, H, W, C) warped features in x's dtype.
+  Raises:
+    ValueError: x not 4-D, flow not (B, H, W, 2) matching x, or an unknown padding/impl.
+  """
+  x = jnp.asarray(x)
+  flow = jnp.asarray(flow)
+  _check(x, flow, padding, impl)
+  if impl == "gather":
+    return _warp_gather(x, flow, padding)
+  if impl == "onehot":
+    return _warp_onehot(x, flow, padding)
+  return _warp_reference(x, flow, padding)
+
+
 def resize_flow(flow: jax.Array, size: tuple[int, int]) -> jax.Array:
-  """Resizes a (B, h, w, 2) flow to (B, H, W, 2) bilinearly and rescales it to pixels of the new size."""
+  """Resizes a flow to another resolution and rescales its values to pixels of the new size.
+
+  Uses `jax.image.resize` (bilinear, half-pixel centres, antialiased when shrinking). With half-pixel
+  centres the map from old to new pixel coordinates is `x' = (x + 0.5) * s - 0.5`, so a displacement
+  scales by exactly `s = new_w / w` in x and `new_h / h` in y: a constant 1 px flow at h becomes 2 px at 2h.
+
+  Args:
+    flow: (B, h, w, 2) flow in pixels of an h x w map (channel 0 = x, channel 1 = y).
+    size: (H, W) target size.
+  Returns:
+    (B, H, W, 2) flow in pixels of an H x W map, flow's dtype.
+  """
+  flow = jnp.asarray(flow)
+  if flow.ndim != 4 or flow.shape[-1] != 2:
+    raise ValueError(f"resize_flow: flow must be (B, h, w, 2), got shape {flow.shape}.")
+  if len(size) != 2 or any(int(s) < 1 for s in size):
+    raise ValueError(f"resize_flow: size must be (H, W) with positive ints, got {size!r}.")
   b, h, w, _ = flow.shape
-  new_h, new_w = size
+  new_h, new_w = int(size[0]), int(size[1])
   resized = jax.image.resize(flow, (b, new_h, new_w, 2), method="bilinear")
   scale = jnp.asarray([new_w / w, new_h / h], dtype=flow.dtype)
   return resized * scale
