@@ -1,5 +1,6 @@
 """The main job end to end on tiny synthetic data: train, checkpoint, resume, crash, non-finite loss."""
 import glob
+import json
 import os
 import random
 import signal
@@ -104,3 +105,31 @@ def test_sigkill_then_resume(tmp_path, data_root, seed):
   assert "Resuming from step" in second.stderr
   config = tiny(data_root)
   assert checkpointing.Checkpointer(workdir, config).latest_step() == total
+
+
+def test_eval_writes_metrics_for_every_k(tmp_path, data_root):
+  """An eval of a briefly trained checkpoint writes one metrics entry per K (K=3 > training K=2)."""
+  from rfgen_jax.evaluation import evaluator  # pylint: disable=g-import-not-at-top
+  workdir = str(tmp_path / "eval_run")
+  config = tiny(data_root, train__total_steps=2)
+  trainer.train_and_evaluate(config, workdir)
+  config.eval.num_sources = (1, 2, 3)
+  report = evaluator.evaluate(config, workdir)
+  with open(os.path.join(workdir, "eval", "metrics.json")) as f:
+    saved = json.load(f)
+  assert saved == json.loads(json.dumps(report))
+  assert sorted(saved["results"]) == ["1", "2", "3"] and saved["step"] == 2
+  for row in saved["results"].values():
+    for name in ("l1", "psnr", "ssim", "l1_person", "ssim_person"):
+      assert np.isfinite(row[name]), name
+  skipped = {s["metric"] for s in saved["skipped"]}
+  assert {"fid", "lpips"} <= skipped        # no weight files configured in tests
+  table = open(os.path.join(workdir, "eval", "table.md")).read()
+  assert "| 3 |" in table and "SSIM" in table and "convert_inception" in table
+  assert os.path.exists(os.path.join(workdir, "eval", "samples_K3.png"))
+
+
+def test_eval_without_checkpoint_is_a_clear_error(tmp_path, data_root):
+  from rfgen_jax.evaluation import evaluator  # pylint: disable=g-import-not-at-top
+  with pytest.raises(evaluator.NoCheckpointError, match="No checkpoint in"):
+    evaluator.evaluate(tiny(data_root), str(tmp_path / "empty"))

@@ -159,6 +159,9 @@ def evaluate(config, workdir: str) -> dict:
   def gather(x):
     return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 
+  # GFLA's mask (radius 4 px, 5x5 closing) is defined at 128-high Market images: scale with the height.
+  scale = config.data.image_size[0] / 128.0
+  mask_radius, mask_closing = masks.POINT_RADIUS * scale, max(1, round(masks.CLOSING_SIZE * scale))
   results, counts = {}, {}
   real_stats = None
   for k in config.eval.num_sources:
@@ -175,7 +178,8 @@ def evaluate(config, workdir: str) -> dict:
     progress = _Progress(f"eval K={k}", len(batches), config.eval.batch_size)
     for i, batch in enumerate(batches):
       valid = np.asarray(batch.pop("valid"), bool)
-      mask = (masks.limb_mask(batch["target_keypoints"], config.data.image_size)
+      mask = (masks.limb_mask(batch["target_keypoints"], config.data.image_size,
+                              point_radius=mask_radius, closing_size=mask_closing)
               if keypoint_data else None)
       global_batch = sharding.to_global_batch(batch, mesh)
       fake = generate(gen_params, global_batch)
