@@ -6,11 +6,11 @@ plus the backward, as in a training step) at the Market-1501 fusion-level shapes
 
 JAX: `jax.jit` of `jax.grad`, `block_until_ready`. PyTorch: `grid_sample(..., align_corners=True)` and
 `torch.autograd.grad` on NCHW float32 tensors, with `torch.set_num_threads` set to the number of cores
-that XLA's CPU client uses (all of them, `os.cpu_count()`, unless --threads says otherwise). Each
+that XLA's CPU client uses (all of them, `os.cpu_count()`); `--threads 1` makes both single-threaded. Each
 measurement runs the two frameworks alternately (so both see the same machine load), after warm-up, and
 reports the minimum and the median over repeats; the ratio is ours / torch of the minima.
 
-Run:  python -m benchmarks.warp [--repeats 30] [--impls gather,reference] [--flow-std 3]
+Run:  python -m benchmarks.warp [--repeats 30] [--impls gather,reference] [--flow-std 3] [--threads 1]
 """
 from __future__ import annotations
 
@@ -39,10 +39,14 @@ def main():
   parser.add_argument("--impls", default="gather,reference",
                       help="comma-separated bilinear_warp impls to time (gather, onehot, reference)")
   parser.add_argument("--flow-std", type=float, default=3.0, help="flow standard deviation in pixels")
-  parser.add_argument("--threads", type=int, default=os.cpu_count())
+  parser.add_argument("--threads", type=int, default=os.cpu_count(),
+                      help="torch threads; 1 also makes XLA single-threaded (a contention-robust comparison)")
   args = parser.parse_args()
 
   os.environ.setdefault("JAX_PLATFORMS", "cpu")
+  if args.threads == 1:  # must be set before jax is imported
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
+                               " intra_op_parallelism_threads=1").strip()
   import jax
   import jax.numpy as jnp
   import torch
@@ -51,7 +55,8 @@ def main():
   torch.set_num_threads(args.threads)
   impls = args.impls.split(",")
   print(f"jax {jax.__version__} ({jax.devices()[0].platform}, {os.cpu_count()} cores visible), "
-        f"torch {torch.__version__} ({torch.get_num_threads()} threads); flow std {args.flow_std} px; "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads), XLA_FLAGS="
+        f"{os.environ.get('XLA_FLAGS', '')!r}; flow std {args.flow_std} px; "
         f"{args.repeats} repeats, min (median) ms per forward+backward call")
   header = f"| maps x H x W x C | torch | " + " | ".join(f"ours ({i})" for i in impls) + " | " + \
       " | ".join(f"{i}/torch" for i in impls) + " |"

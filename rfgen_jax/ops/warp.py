@@ -20,8 +20,9 @@ one-sided difference `x[x0 + 1] - x[x0]`, as in PyTorch, and never zero by const
 Implementations (argument `impl`; all three compute the same function and gradients):
 - "gather" (default): a `jax.custom_vjp`. The forward is four row gathers from x viewed as (B*H*W, C),
   fused by XLA into the weighted sum (no (B, H, W, 4, C) intermediate). The backward gathers the four
-  corners once more to get the flow gradient, and scatter-adds the x gradient, in batch chunks of about
-  one MiB (a `lax.scan`), which keeps XLA's temporary buffers small: on CPU that is what makes it fast.
+  corners once more to get the flow gradient, and scatter-adds the x gradient. On CPU it does so in
+  batch chunks of about one MiB (a `lax.scan`), which keeps XLA's temporary buffers small and in cache:
+  that is what makes it fast there (see docs/performance.md); on GPU/TPU the whole batch is one chunk.
   It supports reverse mode (grad, vjp) but not forward mode (jvp, jacfwd): use "reference" for those.
 - "onehot": builds the dense (H*W, H*W) interpolation matrix per example (each row has at most four
   non-zeros, outer products of one-hot x and y weights) and applies it with one batched matmul. The
@@ -118,8 +119,7 @@ def _corners(flow, h, w, padding):
   offset = (jnp.arange(b, dtype=jnp.int32) * (h * w))[:, None, None]
   rows = (offset + yi0 * w, offset + yi1 * w)
   index, weight, valid = [], [], []
-  for yi, row, wy, my in ((0, rows[0], wy0, my0), (1, rows[1], wy1, my1)):
-    del yi
+  for row, wy, my in ((rows[0], wy0, my0), (rows[1], wy1, my1)):
     for col, wx, mx in ((xi0, wx0, mx0), (xi1, wx1, mx1)):
       index.append(row + col)
       weight.append(wy * wx)
@@ -192,7 +192,9 @@ def _chunk_size(b, per_example):
 def _warp_gather_bwd(padding, residuals, g):
   x, flow = residuals
   b, h, w, c = x.shape
-  chunk = _chunk_size(b, h * w * c)
+  # Chunking is a CPU optimisation (small temporaries stay in cache and XLA's per-call temp arena
+  # stays small); on GPU/TPU one chunk keeps the whole batch in a single scatter.
+  chunk = _chunk_size(b, h * w * c) if jax.default_backend() == "cpu" else b
   if chunk == b:
     return _backward_chunk(x, flow, g, padding)
   split = lambda a: a.reshape((b // chunk, chunk) + a.shape[1:])
