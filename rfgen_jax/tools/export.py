@@ -1,0 +1,218 @@
+r"""Exports a trained generator with `jax.export` into one self-contained file.
+
+    python -m rfgen_jax.tools.export --workdir=RUN --out model.jaxexport \
+        [--config=configs/market.py] [--step N] [--batch N] [--num_sources K] [--platforms cpu,cuda]
+
+What is exported: the generator's forward pass returning only the image,
+
+    f(params, source_images (B, K, H, W, 3), source_poses (B, K, H, W, P), target_pose (B, H, W, P))
+      -> image (B, H, W, 3) float32 in [-1, 1]
+
+lowered to StableHLO for `--platforms` (default: the platform exporting; cross-lowering works, e.g.
+`--platforms cpu,cuda,tpu` on a CPU-only machine gives one file that runs on all three, the platform
+being chosen at call time). H, W and P are fixed by the config. The batch B is the symbolic dimension `b` unless `--batch` fixes it, and the number of sources K
+is the symbolic dimension `k` unless `--num_sources` fixes it (the generator `nn.vmap`s over K, and the
+softmax over K is shape-polymorphic, so one export serves every K >= 1).
+
+The params are an argument, not closed-over constants: the StableHLO stays small (constants of a
+full-size model would bloat and slow the serialisation), and a loader may place or shard the weights as
+it likes. The file stores both: it is a NumPy `.npz` archive (written without the `.npz` suffix) with
+
+- `exported`: the bytes of `jax.export.Exported.serialize()` (uint8),
+- `metadata`: UTF-8 JSON (uint8): input shapes with `b`/`k`, the platforms, the checkpoint step and the
+  run's config,
+- `params/<module>/<...>/<leaf>`: one float32 array per parameter (flax's nesting joined with `/`).
+
+`load_exported(path)` reads it back with numpy and jax only (no flax, no rfgen_jax model code) and returns
+a callable `(source_images, source_poses, target_pose) -> image`; copy that function (and
+`_unflatten`) into any project that has jax to run the model.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+from typing import Any, Callable, Sequence
+
+import jax
+import numpy as np
+
+FORMAT_VERSION = 1
+_SEP = "/"
+
+
+# -------------------------------------------------------------------------- loading (jax + numpy only)
+def _unflatten(flat: dict[str, np.ndarray]) -> dict[str, Any]:
+  """{'a/b/c': x} -> {'a': {'b': {'c': x}}}."""
+  tree: dict[str, Any] = {}
+  for key, value in flat.items():
+    node = tree
+    parts = key.split(_SEP)
+    for part in parts[:-1]:
+      node = node.setdefault(part, {})
+    node[parts[-1]] = value
+  return tree
+
+
+class ExportedGenerator:
+  """The deserialised generator: call it with (source_images, source_poses, target_pose).
+
+  Attributes:
+    exported: the `jax.export.Exported` (in_avals, platforms, `.call`).
+    params: the parameters (nested dicts of jax arrays).
+    metadata: the file's metadata dict.
+  """
+
+  def __init__(self, exported, params, metadata: dict):
+    self.exported = exported
+    self.params = params
+    self.metadata = metadata
+    self._call = jax.jit(exported.call)
+
+  def __call__(self, source_images, source_poses, target_pose) -> jax.Array:
+    """(B, K, H, W, 3), (B, K, H, W, P), (B, H, W, P) float32 -> (B, H, W, 3) float32 in [-1, 1]."""
+    return self._call(self.params, source_images, source_poses, target_pose)
+
+
+def load_exported(path: str) -> Callable[..., jax.Array]:
+  """Loads a file written by this tool; needs only numpy and jax.
+
+  Args:
+    path: the exported file.
+
+  Returns:
+    An `ExportedGenerator`: `f(source_images, source_poses, target_pose) -> image`, with the input
+    shapes of `f.metadata["inputs"]` (`b`, `k`: any size >= 1 where symbolic).
+  """
+  with np.load(path, allow_pickle=False) as archive:
+    metadata = json.loads(bytes(archive["metadata"]).decode("utf-8"))
+    if metadata.get("format_version") != FORMAT_VERSION:
+      raise ValueError(f"{path}: format version {metadata.get('format_version')!r}, this loader reads "
+                       f"{FORMAT_VERSION}.")
+    exported = jax.export.deserialize(bytearray(archive["exported"].tobytes()))
+    flat = {k[len("params/"):]: jax.numpy.asarray(archive[k]) for k in archive.files
+            if k.startswith("params/")}
+  return ExportedGenerator(exported, _unflatten(flat), metadata)
+
+
+# -------------------------------------------------------------------------- exporting
+def _flatten(tree, prefix: str = "") -> dict[str, np.ndarray]:
+  flat = {}
+  for key, value in tree.items():
+    name = f"{prefix}{_SEP}{key}" if prefix else str(key)
+    if _SEP in str(key):
+      raise ValueError(f"Parameter name {key!r} contains {_SEP!r}.")
+    if isinstance(value, dict) or hasattr(value, "items"):
+      flat.update(_flatten(value, name))
+    else:
+      flat[name] = np.asarray(value)
+  return flat
+
+
+def input_specs(image_size: Sequence[int], pose_channels: int, batch: int | None = None,
+                num_sources: int | None = None):
+  """ShapeDtypeStructs of the three inputs; None dimensions become the symbolic `b` / `k`."""
+  b, k = jax.export.symbolic_shape("b, k")
+  b = b if batch is None else int(batch)
+  k = k if num_sources is None else int(num_sources)
+  h, w = (int(s) for s in image_size)
+  p = int(pose_channels)
+  return (jax.ShapeDtypeStruct((b, k, h, w, 3), np.float32),
+          jax.ShapeDtypeStruct((b, k, h, w, p), np.float32),
+          jax.ShapeDtypeStruct((b, h, w, p), np.float32))
+
+
+def export_generator(generator, params, image_size: Sequence[int], pose_channels: int,
+                     batch: int | None = None, num_sources: int | None = None,
+                     platforms: Sequence[str] | None = None):
+  """`jax.export` of `(params, source_images, source_poses, target_pose) -> image`.
+
+  Args:
+    generator: a `rfgen_jax.models.Generator` (flax module).
+    params: its params (arrays or ShapeDtypeStructs; only shapes and dtypes are used).
+    image_size: (H, W).
+    pose_channels: P.
+    batch, num_sources: fixed sizes, or None for the symbolic `b` / `k`.
+    platforms: lowering platforms ("cpu", "cuda", "rocm", "tpu"); None = the default backend.
+
+  Returns:
+    a `jax.export.Exported`.
+  """
+  def forward(p, source_images, source_poses, target_pose):
+    return generator.apply({"params": p}, source_images, source_poses, target_pose)["image"]
+
+  abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), a.dtype), params)
+  specs = input_specs(image_size, pose_channels, batch, num_sources)
+  kwargs = {"platforms": tuple(platforms)} if platforms else {}
+  return jax.export.export(jax.jit(forward), **kwargs)(abstract, *specs)
+
+
+def save_exported(path: str, exported, params, metadata: dict) -> None:
+  """Writes the archive described in the module docstring (to exactly `path`)."""
+  arrays = {f"params/{k}": v for k, v in _flatten(params).items()}
+  meta = dict(metadata, format_version=FORMAT_VERSION)
+  arrays["metadata"] = np.frombuffer(json.dumps(meta).encode("utf-8"), np.uint8)
+  arrays["exported"] = np.frombuffer(bytes(exported.serialize()), np.uint8)
+  buffer = io.BytesIO()
+  np.savez(buffer, **arrays)
+  with open(path, "wb") as f:
+    f.write(buffer.getvalue())
+
+
+def export_run(config, workdir: str, out: str, step: int | None = None, batch: int | None = None,
+               num_sources: int | None = None, platforms: Sequence[str] | None = None) -> dict:
+  """Restores the run's generator and writes `out`; returns the metadata written."""
+  from rfgen_jax import inference  # pylint: disable=import-outside-toplevel
+  for name, value in (("--batch", batch), ("--num_sources", num_sources)):
+    if value is not None and value < 1:
+      raise ValueError(f"{name} must be >= 1 (or omitted for a symbolic size), got {value}.")
+  generator, params, step = inference.restore_generator(config, workdir, step)
+  image_size = tuple(int(s) for s in config.data.image_size)
+  pose_channels = int(config.data.pose_channels)
+  exported = export_generator(generator, params, image_size, pose_channels, batch, num_sources, platforms)
+  h, w = image_size
+  b = "b" if batch is None else batch
+  k = "k" if num_sources is None else num_sources
+  metadata = {
+      "inputs": {"source_images": [b, k, h, w, 3], "source_poses": [b, k, h, w, pose_channels],
+                 "target_pose": [b, h, w, pose_channels]},
+      "output": {"image": [b, h, w, 3], "range": [-1.0, 1.0]},
+      "platforms": list(exported.platforms),
+      "workdir": workdir,
+      "step": step,
+      "config": json.loads(config.to_json_best_effort()),
+  }
+  save_exported(out, exported, params, metadata)
+  return metadata
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(prog="python -m rfgen_jax.tools.export",
+                                   description="Export a trained generator with jax.export.")
+  parser.add_argument("--workdir", required=True, help="the training run's folder (with checkpoints/)")
+  parser.add_argument("--config", default=None,
+                      help="config spec, e.g. configs/market.py[:arg]; default: <workdir>/config.json")
+  parser.add_argument("--out", required=True, help="file to write, e.g. model.jaxexport")
+  parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
+  parser.add_argument("--batch", type=int, default=None, help="fixed batch size (default: symbolic b)")
+  parser.add_argument("--num_sources", type=int, default=None,
+                      help="fixed number of sources K (default: symbolic k)")
+  parser.add_argument("--platforms", default=None,
+                      help="comma-separated lowering platforms, e.g. cpu,cuda (default: this backend)")
+  args = parser.parse_args(argv)
+  from rfgen_jax.tools import generate  # pylint: disable=import-outside-toplevel
+  try:
+    config = generate.load_config(args.config, args.workdir)
+    platforms = [p.strip() for p in args.platforms.split(",") if p.strip()] if args.platforms else None
+    metadata = export_run(config, args.workdir, args.out, args.step, args.batch, args.num_sources,
+                          platforms)
+  except (FileNotFoundError, ValueError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  print(f"Wrote {args.out}: inputs {metadata['inputs']}, platforms {metadata['platforms']}.")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
