@@ -133,6 +133,10 @@ class Trainer:
     try:
       for step in range(first, total):
         stage = 1 if step < warmup else 2
+        if step == first or step == warmup:
+          logging.info("Step %d: stage %d (%s).", step, stage,
+                       "flow warm-up: flow estimator only, L_flow" if stage == 1
+                       else "end to end: generator + discriminator, full loss")
         with jax.profiler.StepTraceAnnotation("train", step_num=step):
           batch = sharding.to_global_batch(next(self.train_iter), self.mesh)
           step_fn = self.flow_step if stage == 1 else self.full_step
