@@ -160,23 +160,65 @@ def test_align_corners_false_oracle_agrees(padding):
 
 
 @pytest.mark.parametrize("padding", PADDINGS)
-def test_chunked_backward(padding, monkeypatch):
-  """The custom VJP's batch-chunked scan (big inputs) gives the same gradients as torch."""
-  monkeypatch.setattr(warp_lib, "_CHUNK_ELEMENTS", 2 * 7 * 12 * 3)  # chunks of 2 examples
-  for b in (6, 5):  # 5: prime, chunks of 1
-    x, flow, cot = random_case((b, 7, 12, 3), 0.5, seed=b)
-    assert warp_lib._chunk_size(b, 7 * 12 * 3) < b
-    _, gx, gf = jax_warp(x, flow, cot, padding, "gather")
-    _, t_gx, t_gf = torch_warp(x, flow, cot, padding)
-    assert_close(gx, t_gx)
-    assert_close(gf, t_gf)
+def test_row_blocked_backward(padding, monkeypatch):
+  """The custom VJP's row-blocked scan (used on CPU for big inputs) gives torch's gradients, also when
+  samples land in other blocks' rows (large flows) and when H is prime (blocks of one row)."""
+  monkeypatch.setattr(warp_lib, "_CHUNK_ELEMENTS", 2 * 3 * 12 * 3)  # two rows of (B=3, W=12, C=3)
+  for shape, rows in (((3, 12, 12, 3), 2), ((3, 7, 12, 3), 1)):
+    assert warp_lib._rows_per_block(shape[1], shape[0] * shape[2] * shape[3]) == rows
+    for scale in (0.3, 2.0):
+      x, flow, cot = random_case(shape, scale, seed=shape[1])
+      _, gx, gf = jax_warp(x, flow, cot, padding, "gather")
+      _, t_gx, t_gf = torch_warp(x, flow, cot, padding)
+      assert_close(gx, t_gx)
+      assert_close(gf, t_gf)
 
 
-def test_chunk_size():
-  assert warp_lib._chunk_size(16, 64 * 32 * 64) == 2
-  assert warp_lib._chunk_size(16, 16 * 8 * 256) == 8
-  assert warp_lib._chunk_size(7, 1 << 20) == 1
-  assert warp_lib._chunk_size(3, 10) == 3
+def test_rows_per_block():
+  per_row = 16 * 32 * 64  # the 64 x 32 x 64 fusion level at batch 16
+  assert warp_lib._rows_per_block(64, per_row) == warp_lib._CHUNK_ELEMENTS // per_row
+  assert warp_lib._rows_per_block(13, 10) == 13
+  assert warp_lib._rows_per_block(13, 1 << 20) == 1
+  assert warp_lib._rows_per_block(12, (1 << 17) // 5) == 4  # largest divisor of 12 that fits
+
+
+_SHARDING_SCRIPT = r"""
+import os
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+os.environ["JAX_PLATFORMS"] = "cpu"
+import jax, jax.numpy as jnp, numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from rfgen_jax.ops import warp as warp_lib
+warp_lib._CHUNK_ELEMENTS = 64  # force the row-blocked backward
+mesh = Mesh(np.array(jax.devices()), ("data",))
+shard = NamedSharding(mesh, P("data"))
+rng = np.random.default_rng(0)
+x, g = (rng.standard_normal((8, 6, 5, 3)).astype(np.float32) for _ in range(2))
+flow = rng.uniform(-4, 4, (8, 6, 5, 2)).astype(np.float32)
+loss = lambda x, f, g: jnp.sum(warp_lib.bilinear_warp(x, f) * g)
+step = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)), out_shardings=(None, (shard, shard)))
+args = [jax.device_put(a, shard) for a in (x, flow, g)]
+hlo = step.lower(*args).compile().as_text()
+assert "all-gather" not in hlo and "all-to-all" not in hlo, "batch sharding was not kept"
+(v1, (gx1, gf1)), (v0, (gx0, gf0)) = step(*args), jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))(x, flow, g)
+np.testing.assert_allclose(gx1, gx0, rtol=1e-6, atol=1e-6)
+np.testing.assert_allclose(gf1, gf0, rtol=1e-6, atol=1e-6)
+print("OK")
+"""
+
+
+def test_batch_sharding_is_kept():
+  """Under a batch-sharded jit (4 simulated CPU devices) the warp and its backward need no all-gather:
+  gathers and scatters are per example, and the CPU blocking splits rows, not the batch."""
+  import os
+  import subprocess
+  import sys
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+  env.pop("XLA_FLAGS", None)
+  result = subprocess.run([sys.executable, "-c", _SHARDING_SCRIPT], env=env, capture_output=True,
+                          text=True, timeout=300)
+  assert result.returncode == 0 and "OK" in result.stdout, result.stderr[-3000:]
 
 
 @pytest.mark.parametrize("impl", IMPLS)

@@ -21,8 +21,9 @@ Implementations (argument `impl`; all three compute the same function and gradie
 - "gather" (default): a `jax.custom_vjp`. The forward is four row gathers from x viewed as (B*H*W, C),
   fused by XLA into the weighted sum (no (B, H, W, 4, C) intermediate). The backward gathers the four
   corners once more to get the flow gradient, and scatter-adds the x gradient. On CPU it does so in
-  batch chunks of about one MiB (a `lax.scan`), which keeps XLA's temporary buffers small and in cache:
-  that is what makes it fast there (see docs/performance.md); on GPU/TPU the whole batch is one chunk.
+  blocks of output rows of about 512 KiB (a `lax.scan`), which keeps XLA's temporary buffers small and
+  in cache: that is what makes it fast there (see docs/performance.md); on GPU/TPU it is one block.
+  Gathers and scatters are per example (batch dimension explicit), so a batch-sharded x stays sharded.
   It supports reverse mode (grad, vjp) but not forward mode (jvp, jacfwd): use "reference" for those.
 - "onehot": builds the dense (H*W, H*W) interpolation matrix per example (each row has at most four
   non-zeros, outer products of one-hot x and y weights) and applies it with one batched matmul. The
@@ -40,8 +41,8 @@ import jax.numpy as jnp
 
 _PADDINGS = ("zeros", "border")
 _IMPLS = ("gather", "onehot", "reference")
-# Elements of x (and of its gradient) per chunk of the backward scatter: 2**18 float32 = 1 MiB.
-_CHUNK_ELEMENTS = 1 << 18
+# Elements of the output cotangent per row block of the backward on CPU: 2**17 float32 = 512 KiB.
+_CHUNK_ELEMENTS = 1 << 17
 
 
 def _check(x, flow, padding, impl):
@@ -64,8 +65,11 @@ def _check(x, flow, padding, impl):
         f"bilinear_warp: x and flow must be floating point, got {x.dtype} and {flow.dtype}.")
 
 
-def _coords(flow, h, w, padding, differentiable):
-  """Absolute sampling coordinates (B, H, W) float32 in pixels, clamped for border padding.
+def _coords(flow, h, w, padding, differentiable, row0=0):
+  """Absolute sampling coordinates (B, rows, W) float32 in pixels, clamped for border padding.
+
+  `flow` (B, rows, W, 2) holds the output rows row0 .. row0 + rows - 1 (all of them by default) of a
+  map of h x w pixels; `row0` may be traced.
 
   With `differentiable`, the clamp is written with `where` so that its gradient is 0 on and beyond the
   edge (PyTorch's `clip_coordinates_set_grad`), not the 0.5 that `jnp.clip` gives at a tie.
@@ -74,7 +78,8 @@ def _coords(flow, h, w, padding, differentiable):
   """
   f = flow.astype(jnp.float32)
   sx = jnp.arange(w, dtype=jnp.float32)[None, None, :] + f[..., 0]
-  sy = jnp.arange(h, dtype=jnp.float32)[None, :, None] + f[..., 1]
+  rows = jnp.arange(flow.shape[1], dtype=jnp.float32) + jnp.asarray(row0, jnp.float32)
+  sy = rows[None, :, None] + f[..., 1]
   if padding == "zeros":
     return sx, sy, None, None
   inside_x = (sx > 0) & (sx < w - 1)
@@ -105,19 +110,20 @@ def _taps(s, size):
   return i0, i1, w0, w1, m0, m1, frac
 
 
-def _corners(flow, h, w, padding):
-  """Per-corner row indices into x viewed as (B*H*W, C), weights and masks (no gradient through them).
+def _corners(flow, h, w, padding, row0=0):
+  """Per-corner row indices into each example's x viewed as (H*W, C), weights and masks (no gradient).
 
-  Returns a dict: `index` [4 x (B, H, W) int32], `weight` [4 x (B, H, W) float32, zero where the corner
-  is outside], `valid` [4 x (B, H, W) bool], `fx`, `fy` (B, H, W) float32 fractional positions,
+  Indices are per example (no batch offset), so gathers and scatters keep the batch dimension explicit
+  (`operand_batching_dims`) and XLA's SPMD partitioner can keep a batch-sharded x sharded.
+  `flow` (B, rows, W, 2) covers output rows row0 .. (see `_coords`).
+  Returns a dict: `index` [4 x (B, rows, W) int32], `weight` [4 x (B, rows, W) float32, zero where the
+  corner is outside], `valid` [4 x (B, rows, W) bool], `fx`, `fy` (B, rows, W) fractional positions,
   `inside_x`, `inside_y` (border clamp masks or None). Corner k = 2 * dy + dx.
   """
-  b = flow.shape[0]
-  sx, sy, inside_x, inside_y = _coords(flow, h, w, padding, differentiable=False)
+  sx, sy, inside_x, inside_y = _coords(flow, h, w, padding, differentiable=False, row0=row0)
   xi0, xi1, wx0, wx1, mx0, mx1, fx = _taps(sx, w)
   yi0, yi1, wy0, wy1, my0, my1, fy = _taps(sy, h)
-  offset = (jnp.arange(b, dtype=jnp.int32) * (h * w))[:, None, None]
-  rows = (offset + yi0 * w, offset + yi1 * w)
+  rows = (yi0 * w, yi1 * w)
   index, weight, valid = [], [], []
   for row, wy, my in ((rows[0], wy0, my0), (rows[1], wy1, my1)):
     for col, wx, mx in ((xi0, wx0, mx0), (xi1, wx1, mx1)):
@@ -129,14 +135,19 @@ def _corners(flow, h, w, padding):
 
 
 def _rows(flat, index):
-  """Gathers rows `index` (any shape, int32, in range) of `flat` (N, C) -> index.shape + (C,)."""
-  return flat.at[index].get(mode="promise_in_bounds")
+  """Per-example row gather: flat (B, N, C), index (B, ...) int32 in [0, N) -> index.shape + (C,)."""
+  return jax.vmap(lambda f, i: f.at[i].get(mode="promise_in_bounds"))(flat, index)
+
+
+def _scatter_rows(acc, index, updates):
+  """Per-example row scatter-add: acc (B, N, C) += updates (B, M, C) at rows index (B, M)."""
+  return jax.vmap(lambda a, i, u: a.at[i].add(u, mode="promise_in_bounds"))(acc, index, updates)
 
 
 def _warp_gather_forward(x, flow, padding):
   b, h, w, c = x.shape
   cr = _corners(flow, h, w, padding)
-  flat = x.reshape(b * h * w, c)
+  flat = x.reshape(b, h * w, c)
   out = jnp.zeros((b, h, w, c), jnp.float32)
   for k in range(4):
     out = out + _rows(flat, cr["index"][k]).astype(jnp.float32) * cr["weight"][k][..., None]
@@ -152,22 +163,25 @@ def _warp_gather_fwd(x, flow, padding):
   return _warp_gather_forward(x, flow, padding), (x, flow)
 
 
-def _backward_chunk(x, flow, g, padding):
-  """Gradients for one chunk of the batch: x, g (n, H, W, C); flow (n, H, W, 2).
+def _backward_rows(flat, flow, g, grad_x, padding, h, w, row0):
+  """Backward for one block of output rows: adds its x gradient to `grad_x`, returns its flow gradient.
 
-  Returns (grad_x (n, H, W, C) in x.dtype, grad_flow (n, H, W, 2) in flow.dtype).
+  Args:
+    flat: (B, H*W, C) the input x.
+    flow: (B, rows, W, 2) and g: (B, rows, W, C), the flow and output cotangent of rows row0 ...
+    grad_x: (B, H*W, C) float32 accumulator of the x gradient (scatter-add target).
+  Returns:
+    (grad_x updated, grad_flow (B, rows, W, 2) float32).
   """
-  n, h, w, c = x.shape
-  cr = _corners(flow, h, w, padding)
-  flat = x.reshape(n * h * w, c)
-  g_flat = g.astype(jnp.float32).reshape(n * h * w, c)
-  grad_x = jnp.zeros((n * h * w, c), jnp.float32)
+  b, rows, _, c = g.shape
+  cr = _corners(flow, h, w, padding, row0)
+  g_flat = g.astype(jnp.float32).reshape(b, rows * w, c)
   dots = []
   for k in range(4):
-    index = cr["index"][k].reshape(-1)
+    index = cr["index"][k].reshape(b, rows * w)
     corner = _rows(flat, index).astype(jnp.float32)
-    dots.append(jnp.where(cr["valid"][k], jnp.sum(corner * g_flat, axis=-1).reshape(n, h, w), 0.0))
-    grad_x = grad_x.at[index].add(cr["weight"][k].reshape(-1, 1) * g_flat, mode="promise_in_bounds")
+    dots.append(jnp.where(cr["valid"][k], jnp.sum(corner * g_flat, axis=-1).reshape(b, rows, w), 0.0))
+    grad_x = _scatter_rows(grad_x, index, cr["weight"][k].reshape(b, rows * w, 1) * g_flat)
   fx, fy = cr["fx"], cr["fy"]
   # out = sum_k weight_k * corner_k with weight = (1-fy|fy) * (1-fx|fx); d weight / d s is exact here,
   # including at integer s where frac = 0 (one-sided difference, as PyTorch).
@@ -176,15 +190,14 @@ def _backward_chunk(x, flow, g, padding):
   if cr["inside_x"] is not None:
     d_sx = jnp.where(cr["inside_x"], d_sx, 0.0)
     d_sy = jnp.where(cr["inside_y"], d_sy, 0.0)
-  grad_flow = jnp.stack([d_sx, d_sy], axis=-1)
-  return grad_x.reshape(n, h, w, c).astype(x.dtype), grad_flow.astype(flow.dtype)
+  return grad_x, jnp.stack([d_sx, d_sy], axis=-1)
 
 
-def _chunk_size(b, per_example):
-  """Largest divisor of b whose chunk holds at most _CHUNK_ELEMENTS elements (at least 1)."""
+def _rows_per_block(h, per_row):
+  """Largest divisor of h whose block of rows holds at most _CHUNK_ELEMENTS elements (at least 1)."""
   best = 1
-  for d in range(1, b + 1):
-    if b % d == 0 and d * per_example <= _CHUNK_ELEMENTS:
+  for d in range(1, h + 1):
+    if h % d == 0 and d * per_row <= _CHUNK_ELEMENTS:
       best = d
   return best
 
@@ -192,15 +205,23 @@ def _chunk_size(b, per_example):
 def _warp_gather_bwd(padding, residuals, g):
   x, flow = residuals
   b, h, w, c = x.shape
-  # Chunking is a CPU optimisation (small temporaries stay in cache and XLA's per-call temp arena
-  # stays small); on GPU/TPU one chunk keeps the whole batch in a single scatter.
-  chunk = _chunk_size(b, h * w * c) if jax.default_backend() == "cpu" else b
-  if chunk == b:
-    return _backward_chunk(x, flow, g, padding)
-  split = lambda a: a.reshape((b // chunk, chunk) + a.shape[1:])
-  _, (grad_x, grad_flow) = lax.scan(
-      lambda _, args: (None, _backward_chunk(*args, padding)), None, (split(x), split(flow), split(g)))
-  return grad_x.reshape(x.shape), grad_flow.reshape(flow.shape)
+  flat = x.reshape(b, h * w, c)
+  grad_x = jnp.zeros((b, h * w, c), jnp.float32)
+  # Blocking the output rows is a CPU optimisation (the gathered corners and scatter updates stay
+  # cache-sized and XLA's per-call temp arena small); on GPU/TPU all rows are one block. Blocks split
+  # rows, never the batch, so a batch-sharded x stays sharded under SPMD partitioning.
+  rows = _rows_per_block(h, b * w * c) if jax.default_backend() == "cpu" else h
+  if rows == h:
+    grad_x, grad_flow = _backward_rows(flat, flow, g, grad_x, padding, h, w, 0)
+  else:
+    def block(acc, i):
+      row0 = i * rows
+      f_i = lax.dynamic_slice_in_dim(flow, row0, rows, axis=1)
+      g_i = lax.dynamic_slice_in_dim(g, row0, rows, axis=1)
+      return _backward_rows(flat, f_i, g_i, acc, padding, h, w, row0)
+    grad_x, grad_flow = lax.scan(block, grad_x, jnp.arange(h // rows))
+    grad_flow = jnp.moveaxis(grad_flow, 0, 1).reshape(b, h, w, 2)   # (blocks, B, rows, W, 2)
+  return grad_x.reshape(x.shape).astype(x.dtype), grad_flow.astype(flow.dtype)
 
 
 _warp_gather.defvjp(_warp_gather_fwd, _warp_gather_bwd)
