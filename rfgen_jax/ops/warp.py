@@ -8,8 +8,8 @@ offset, channel 1 the y (height) offset. Output pixel (y, x) is `x` sampled bili
 
 This equals `torch.nn.functional.grid_sample(x_nchw, grid, mode="bilinear", align_corners=True,
 padding_mode=...)` with `grid = 2 * (base + flow) / (size - 1) - 1`. A dimension of size 1 makes that
-formula divide by zero (PyTorch then samples pixel 0 whatever the flow); here the pixel definition above
-still holds there (a 1-pixel map has content at coordinate 0 only, so with zero padding a flow of 0.25
+formula divide by zero (the grid is infinite or NaN there); here the pixel definition above still
+holds (a 1-pixel map has content at coordinate 0 only, so with zero padding a flow of 0.25
 reads 0.75 of it). For every size, including 1, the result equals `grid_sample(..., align_corners=False)`
 with `grid = (2 * (base + flow) + 1) / size - 1`.
 
@@ -18,8 +18,8 @@ position (zero flow, the state at initialisation) the gradient with respect to t
 one-sided difference `x[x0 + 1] - x[x0]`, as in PyTorch, and never zero by construction.
 
 Implementations (argument `impl`; all three compute the same function and gradients):
-- "gather" (default): a `jax.custom_vjp`. The forward is four row gathers from x viewed as (B*H*W, C),
-  fused by XLA into the weighted sum (no (B, H, W, 4, C) intermediate). The backward gathers the four
+- "gather" (default): a `jax.custom_vjp`. The forward is four per-example row gathers from x viewed as
+  (B, H*W, C), fused by XLA into the weighted sum (no (B, H, W, 4, C) intermediate). The backward gathers the four
   corners once more to get the flow gradient, and scatter-adds the x gradient. On CPU it does so in
   blocks of output rows of about 512 KiB (a `lax.scan`), which keeps XLA's temporary buffers small and
   in cache: that is what makes it fast there (see docs/performance.md); on GPU/TPU it is one block.
