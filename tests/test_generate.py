@@ -200,10 +200,10 @@ def test_generate_command_writes_image_and_grid(run_dir, tmp_path, capsys):
   csv = tmp_path / "annotations.csv"
   pose_keypoints.write_annotation_csv(
       str(csv), [(os.path.basename(p), kp) for p, kp in
-                 zip(sources + [str(target_path)], [_keypoints_of(kp_json, s) for s in sources] + [target])])
+                 zip(sources + ["target.png"], [_keypoints_of(kp_json, s) for s in sources] + [target])])
   out2 = tmp_path / "gen2.png"
   rc = generate.main([f"--workdir={workdir}", f"--config={TINY}", "--sources", ",".join(sources),
-                      "--keypoints", str(csv), "--target_pose", "target.json", "--target_size", "64,32",
+                      "--keypoints", str(csv), "--target_pose", "target.png", "--target_size", "64,32",
                       "--out", str(out2)])
   assert rc == 0, capsys.readouterr().err
   np.testing.assert_array_equal(np.asarray(Image.open(out2)), image)

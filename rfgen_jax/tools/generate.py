@@ -167,7 +167,7 @@ def resolve_target(target_pose: str, keypoints_path: str, table: dict[str, PoseE
                        f"(entries: {', '.join(sorted(target_table)[:10])}).")
     search_dirs = [os.path.dirname(os.path.abspath(target_pose))]
   else:
-    if target_pose.lower().endswith((".json", ".csv")):
+    if target_pose.lower().endswith((".json", ".csv")) and (target_name or target_pose) not in table:
       raise FileNotFoundError(f"Target pose file not found: {target_pose}")
     entry = _lookup(table, target_name or target_pose, keypoints_path, "the target pose")
     search_dirs = [os.path.dirname(os.path.abspath(keypoints_path))]
@@ -190,6 +190,27 @@ def _scale_keypoints(kp: np.ndarray, factor: int) -> np.ndarray:
   return out
 
 
+def _draw_joints(image: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+  """Fallback drawing: a dot per present joint (used only if `rfgen_jax.data.keypoints` is absent)."""
+  from PIL import ImageDraw  # pylint: disable=import-outside-toplevel
+  canvas = Image.fromarray(np.asarray(image, np.uint8))
+  draw = ImageDraw.Draw(canvas)
+  radius = max(1, image.shape[0] // 64)
+  for y, x in np.asarray(keypoints, np.float32):
+    if y >= 0 and x >= 0:
+      draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=(255, 0, 0))
+  return np.asarray(canvas)
+
+
+def _skeleton_drawer():
+  """`rfgen_jax.data.keypoints.draw_skeleton(image uint8, (J, 2) keypoints) -> image` (limbs + joints)."""
+  try:
+    from rfgen_jax.data import keypoints as keypoints_lib  # pylint: disable=import-outside-toplevel
+  except ImportError:
+    return _draw_joints
+  return keypoints_lib.draw_skeleton
+
+
 def make_grid(inputs: dict, generated: np.ndarray, min_height: int = 256) -> np.ndarray:
   """(rows, cols, 3) uint8: sources with skeletons | target skeleton on black | generated.
 
@@ -198,7 +219,7 @@ def make_grid(inputs: dict, generated: np.ndarray, min_height: int = 256) -> np.
     generated: (1, H, W, 3) or (H, W, 3) in [-1, 1].
     min_height: cells are scaled up by an integer factor (nearest) to at least this height.
   """
-  from rfgen_jax.data import keypoints as keypoints_lib  # pylint: disable=import-outside-toplevel
+  draw_skeleton = _skeleton_drawer()
   generated = np.asarray(generated).reshape(inputs["source_images"].shape[2:])
   h = generated.shape[0]
   factor = max(1, -(-min_height // h))
@@ -209,9 +230,9 @@ def make_grid(inputs: dict, generated: np.ndarray, min_height: int = 256) -> np.
   def to_uint8(x):
     return np.clip(np.round((np.asarray(x, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
-  cells = [keypoints_lib.draw_skeleton(up(to_uint8(img)), _scale_keypoints(kp, factor))
+  cells = [draw_skeleton(up(to_uint8(img)), _scale_keypoints(kp, factor))
            for img, kp in zip(inputs["source_images"][0], inputs["source_keypoints"][0])]
-  cells.append(keypoints_lib.draw_skeleton(up(np.zeros(generated.shape, np.uint8)),
+  cells.append(draw_skeleton(up(np.zeros(generated.shape, np.uint8)),
                                            _scale_keypoints(inputs["target_keypoints"][0], factor)))
   cells.append(up(to_uint8(generated)))
   sep = np.full((cells[0].shape[0], 4, 3), 255, np.uint8)
