@@ -70,6 +70,7 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.model.attention = True
   c.model.dtype = "float32"         # compute dtype: float32 | bfloat16 (params stay float32)
   c.model.warp_padding = "zeros"    # zeros | border
+  c.model.warp_impl = "gather"      # gather (CPU/GPU) | onehot (small maps on TPU) | reference; docs/performance.md
   c.model.flow_encoder_channels = (32, 64, 128, 256, 256)   # stride-2 blocks down to H/32
   c.model.source_encoder_channels = (64, 128, 256)          # at H/2, H/4, H/8
   c.model.target_channels = (256, 128, 64)                  # decoder widths at H/8, H/4, H/2

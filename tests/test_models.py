@@ -283,3 +283,16 @@ def test_bfloat16(base):
   assert all(l.dtype == jnp.float32 for l in jax.tree_util.tree_leaves(v16))
   assert (jax.tree_util.tree_structure(v16["params"])
           == jax.tree_util.tree_structure(variables["params"]))
+
+
+def test_warp_impl_switch_gives_the_same_model(base):
+  """`model.warp_impl` selects the warp kernel only: same parameters, same output."""
+  config, _, variables, apply = base
+  variables = perturb_residual(variables)
+  images, poses, target = make_inputs(config, 1, 2, seed=5)
+  reference = apply(variables, images, poses, target)["image"]
+  onehot = models.build_generator(tiny_config(warp_impl="onehot"))
+  np.testing.assert_allclose(jax.jit(onehot.apply)(variables, images, poses, target)["image"], reference,
+                             atol=2e-5)
+  with pytest.raises(ValueError, match="model.warp_impl"):
+    models.validate_model_config(tiny_config(warp_impl="fast"))

@@ -110,6 +110,8 @@ def validate_model_config(config: ml_collections.ConfigDict) -> None:
     errors.append(f"model.dtype must be one of {sorted(_DTYPES)}, got {m.dtype!r}.")
   if m.warp_padding not in ("zeros", "border"):
     errors.append(f"model.warp_padding must be 'zeros' or 'border', got {m.warp_padding!r}.")
+  if m.warp_impl not in ("gather", "onehot", "reference"):
+    errors.append(f"model.warp_impl must be 'gather', 'onehot' or 'reference', got {m.warp_impl!r}.")
   if not errors:
     ch = model_channels(config)
     for level in levels:
@@ -132,6 +134,7 @@ class Generator(nn.Module):
       scaled channel counts, see `model_channels`.
     residual_flow, occlusion, attention: ablation switches.
     warp_padding: "zeros" | "border".
+    warp_impl: `rfgen_jax.ops.bilinear_warp` implementation (see docs/performance.md).
     dtype: compute dtype (params are float32).
   """
   pose_channels: int
@@ -146,6 +149,7 @@ class Generator(nn.Module):
   occlusion: bool = True
   attention: bool = True
   warp_padding: str = "zeros"
+  warp_impl: str = "gather"
   dtype: Dtype = jnp.float32
 
   def setup(self):
@@ -158,7 +162,8 @@ class Generator(nn.Module):
     self.target_encoder = TargetPoseEncoder(self.target_channels, dtype=self.dtype)
     self.rf_blocks = [
         RFBlock(residual_flow=self.residual_flow, occlusion=self.occlusion, attention=self.attention,
-                hidden=hidden, padding=self.warp_padding, dtype=self.dtype)
+                hidden=hidden, padding=self.warp_padding, warp_impl=self.warp_impl,
+                dtype=self.dtype)
         for hidden in self.residual_hidden]
     self.decoder = Decoder(self.decoder_channels, dtype=self.dtype)
 
@@ -257,6 +262,7 @@ def build_generator(config: ml_collections.ConfigDict) -> Generator:
       occlusion=bool(m.occlusion),
       attention=bool(m.attention),
       warp_padding=str(m.warp_padding),
+      warp_impl=str(m.warp_impl),
       dtype=_DTYPES[m.dtype])
 
 

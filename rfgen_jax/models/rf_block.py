@@ -41,11 +41,13 @@ class SourceWarp(nn.Module):
     residual_flow: if False there is no R_i (no parameters) and the refined flow is the initial one.
     hidden: hidden channels of R_i.
     padding: warp padding, "zeros" or "border".
+    warp_impl: `bilinear_warp` implementation ("gather" | "onehot" | "reference").
     dtype: compute dtype.
   """
   residual_flow: bool
   hidden: int
   padding: str = "zeros"
+  warp_impl: str = "gather"
   dtype: Dtype = jnp.float32
 
   @nn.compact
@@ -59,13 +61,13 @@ class SourceWarp(nn.Module):
     Returns:
       (warped (B, h, w, C) = W(f, w + r), refined flow (B, h, w, 2) float32 = w + r).
     """
-    warped = bilinear_warp(feat, flow, padding=self.padding)
+    warped = bilinear_warp(feat, flow, padding=self.padding, impl=self.warp_impl)
     if not self.residual_flow:
       return warped, flow
     r = ResidualFlowPredictor(self.hidden, self.dtype, name="residual_predictor")(
         jnp.concatenate([target_feat.astype(self.dtype), warped.astype(self.dtype)], axis=-1))
     refined = flow + r
-    return bilinear_warp(feat, refined, padding=self.padding), refined
+    return bilinear_warp(feat, refined, padding=self.padding, impl=self.warp_impl), refined
 
 
 class RFBlock(nn.Module):
@@ -77,6 +79,7 @@ class RFBlock(nn.Module):
     residual_flow, occlusion, attention: the ablation switches (config `model.*`).
     hidden: hidden channels of R_i.
     padding: warp padding.
+    warp_impl: `bilinear_warp` implementation.
     dtype: compute dtype.
   """
   residual_flow: bool = True
@@ -84,6 +87,7 @@ class RFBlock(nn.Module):
   attention: bool = True
   hidden: int = 64
   padding: str = "zeros"
+  warp_impl: str = "gather"
   dtype: Dtype = jnp.float32
 
   @nn.compact
@@ -106,6 +110,7 @@ class RFBlock(nn.Module):
         SourceWarp, in_axes=(1, 1, None), out_axes=1,
         variable_axes={"params": None}, split_rngs={"params": False})(
             residual_flow=self.residual_flow, hidden=self.hidden, padding=self.padding,
+            warp_impl=self.warp_impl,
             dtype=self.dtype, name="per_source")
     source_feats = source_feats.astype(self.dtype)
     target_feat = target_feat.astype(self.dtype)
