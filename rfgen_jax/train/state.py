@@ -47,9 +47,18 @@ def dummy_inputs(config, batch_size: int, num_sources: int):
 
 
 def init_state(config, rng: jax.Array, generator, discriminator) -> TrainState:
-  """Initialises every variable. Pure: call under `jax.jit(..., out_shardings=...)`."""
+  """Initialises every variable. Pure: call under `jax.jit(..., out_shardings=...)`.
+
+  Args:
+    config: experiment config.
+    rng: a raw threefry key, `jax.random.PRNGKey(train.seed)` (uint32[2]).
+  """
   flow_tx, gen_tx, disc_tx = make_optimizers(config)
-  gen_rng, disc_rng, state_rng = jax.random.split(rng, 3)
+  # Parameters are drawn with the RngBitGenerator PRNG: its init compiles ~3x faster on CPU than
+  # threefry's (hundreds of initialisers). Deterministic for a seed on a given backend.
+  init_key = jax.random.wrap_key_data(jnp.concatenate([rng, rng]).astype(jnp.uint32), impl="rbg")
+  gen_rng, disc_rng = jax.random.split(init_key)
+  state_rng = jax.random.fold_in(rng, 1)
   sources, source_poses, target_pose = dummy_inputs(config, 1, config.data.num_sources)
   gen_params = generator.init(gen_rng, sources, source_poses, target_pose)["params"]
   disc_vars = discriminator.init(disc_rng, sources[:, 0])
