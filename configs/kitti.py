@@ -1,0 +1,42 @@
+"""KITTI odometry frames in M2N's HDF5 format at 256x256 (paper Table 2). `:runlocal` shrinks it.
+
+Data: `data_kitti.hdf5`, `id_train.txt`, `id_test.txt` from M2N (`datasets/kitti`); layout and source
+rules in `rfgen_jax/data/m2n.py`: sources are frames of the same drive within +-10 frames. Poses: M2N's
+6-DoF vector, standardised with the training split's per-component mean and std, broadcast to H x W.
+"""
+from configs import common
+from configs import shapenet_chair
+
+
+def get_config(arg=None):
+  arg = common.parse_arg(arg, runlocal=False)
+  c = common.get_base_config()
+  c.data.name = "kitti"
+  c.data.root = "data/m2n/kitti"
+  c.data.image_size = (256, 256)
+  shapenet_chair.add_camera_keys(c, "vector")
+  c.data.m2n_kind = "kitti"
+  c.data.pose_dim = 6
+  c.data.pose_channels = 6
+  c.data.pose_normalisation = "standardize"
+  c.data.source_window = 10              # M2N's scene_loader bound
+  c.data.num_sources = 2
+  c.model.disc_downsampling = 4
+  c.model.warp_padding = "border"        # scenes continue past the frame edge
+  c.losses.affine_kernel_sizes = (3, 5, 0)
+  c.train.batch_size = 5
+  c.eval.num_sources = (2, 4)
+  c.eval.mask_lpips = False
+  if arg.runlocal:
+    c.data.image_size = (64, 64)
+    c.model.width = 0.25
+    c.model.disc_downsampling = 2
+    c.train.batch_size = 2
+    c.train.flow_warmup_steps = 10
+    c.train.total_steps = 20
+    c.train.log_every_steps = 5
+    c.train.sample_every_steps = 10
+    c.checkpoint.every_steps = 10
+    c.data.num_workers = 0
+    c.eval.max_tuples = 16
+  return c

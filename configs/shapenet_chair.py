@@ -1,0 +1,55 @@
+"""ShapeNet chairs in M2N's HDF5 format at 256x256 (paper Table 2). `:runlocal` shrinks it for a laptop.
+
+Data: `data_chair.hdf5`, `id_chair_train.txt`, `id_chair_test.txt` from M2N
+(github.com/shaohua0116/Multiview2Novelview, `datasets/shapenet`); layout and source rules in
+`rfgen_jax/data/m2n.py`. Poses: one-hot azimuth (36) + one-hot elevation (3) broadcast to H x W.
+"""
+from configs import common
+
+
+def add_camera_keys(c, encoding: str) -> None:
+  """Keys of the camera-pose data sets (read by rfgen_jax.data.camera_poses and rfgen_jax.data.m2n)."""
+  c.data.pose_kind = "camera"
+  c.data.camera_encoding = encoding      # one_hot_view (ShapeNet, turntable) | vector (KITTI)
+  c.data.m2n_kind = "chair"              # data_{kind}.hdf5: chair | car | turntable | kitti
+  c.data.num_azimuths = 36               # one_hot_view: azimuth bins (10 degrees)
+  c.data.num_elevations = 3              # one_hot_view: elevation bins (0, 10, 20 degrees)
+  c.data.elevation_step = 10.0
+  c.data.elevation_min = 0.0
+  c.data.pose_dim = 6                    # vector: pose length
+  c.data.pose_normalisation = "none"     # vector: none | standardize | scale
+  c.data.pose_mean = None                # vector/standardize: None = from the training split
+  c.data.pose_std = None
+  c.data.pose_scale = None               # vector/scale: one divisor per component
+  c.data.source_window = 0               # KITTI: sources within +-window frames (0 = objects: any view)
+  c.data.source_pool = "split"           # split: sources from the target's split | file: whole HDF5 file (M2N)
+  c.data.augment = False                 # a random affine would contradict the camera pose
+
+
+def get_config(arg=None):
+  arg = common.parse_arg(arg, runlocal=False)
+  c = common.get_base_config()
+  c.data.name = "shapenet_chair"
+  c.data.root = "data/m2n/shapenet"
+  c.data.image_size = (256, 256)
+  add_camera_keys(c, "one_hot_view")
+  c.data.pose_channels = 36 + 3
+  c.data.num_sources = 2
+  c.model.disc_downsampling = 4
+  c.losses.affine_kernel_sizes = (3, 5, 0)   # GFLA's 256-high setting (DeepFashion)
+  c.train.batch_size = 5
+  c.eval.num_sources = (2, 4)
+  c.eval.mask_lpips = False
+  if arg.runlocal:
+    c.data.image_size = (64, 64)
+    c.model.width = 0.25
+    c.model.disc_downsampling = 2
+    c.train.batch_size = 2
+    c.train.flow_warmup_steps = 10
+    c.train.total_steps = 20
+    c.train.log_every_steps = 5
+    c.train.sample_every_steps = 10
+    c.checkpoint.every_steps = 10
+    c.data.num_workers = 0
+    c.eval.max_tuples = 16
+  return c

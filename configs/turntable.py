@@ -1,0 +1,52 @@
+"""The synthetic turntable (camera poses without a download), generated on first use; CPU-sized.
+
+`python -m rfgen_jax.data.turntable` writes it in M2N's object format (`rfgen_jax/data/turntable.py`).
+Poses: one-hot azimuth (36) + elevation (3), as ShapeNet chairs. `:tiny` shrinks it for tests.
+"""
+from configs import common
+from configs import shapenet_chair
+
+
+def get_config(arg=None):
+  arg = common.parse_arg(arg, tiny=False)
+  c = common.get_base_config()
+  c.data.name = "turntable"
+  c.data.root = "data/turntable"          # generated here if absent
+  c.data.image_size = (64, 64)
+  shapenet_chair.add_camera_keys(c, "one_hot_view")
+  c.data.m2n_kind = "turntable"
+  c.data.pose_channels = 36 + 3
+  c.data.turntable_train_objects = 24
+  c.data.turntable_test_objects = 6
+  c.data.turntable_seed = 0
+  c.data.num_workers = 0
+  c.data.num_sources = 2
+  c.model.width = 0.25
+  c.model.disc_downsampling = 2
+  c.losses.allow_random_vgg = True
+  c.losses.affine_kernel_sizes = (0, 3, 0)
+  c.losses.perceptual_layers = ("relu1_1", "relu2_1", "relu3_1")
+  c.losses.style_layers = ("relu2_2",)
+  c.train.batch_size = 8
+  c.train.flow_warmup_steps = 300
+  c.train.total_steps = 1500
+  c.train.log_every_steps = 50
+  c.train.sample_every_steps = 500
+  c.checkpoint.every_steps = 500
+  c.eval.num_sources = (1, 2, 4)
+  c.eval.max_tuples = 200
+  c.eval.mask_lpips = False
+  if arg.tiny:
+    c.data.image_size = (32, 32)
+    c.data.turntable_train_objects = 3
+    c.data.turntable_test_objects = 2
+    c.model.width = 0.125
+    c.train.batch_size = 2
+    c.train.flow_warmup_steps = 2
+    c.train.total_steps = 4
+    c.train.log_every_steps = 1
+    c.train.sample_every_steps = 2
+    c.checkpoint.every_steps = 2
+    c.eval.max_tuples = 4
+    c.eval.batch_size = 2
+  return c

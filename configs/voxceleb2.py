@@ -1,0 +1,38 @@
+"""VoxCeleb2 faces with 68 landmarks at 256x256 (paper Table 3). `:runlocal` shrinks it for a laptop.
+
+Data: extracted frames and per-video `landmarks.csv` files (layout in `rfgen_jax/data/voxceleb.py`).
+Poses: 68 Gaussian landmark heatmaps; sources: other frames of the identity, other videos first.
+"""
+from configs import common
+
+
+def get_config(arg=None):
+  arg = common.parse_arg(arg, runlocal=False)
+  c = common.get_base_config()
+  c.data.name = "voxceleb2"
+  c.data.root = "data/voxceleb2"
+  c.data.image_size = (256, 256)
+  c.data.pose_kind = "landmarks"
+  c.data.num_landmarks = 68
+  c.data.pose_channels = 68
+  c.data.heatmap_sigma = 1.5             # pixels at a 128-high image: 3 px at 256 (landmarks lie close)
+  c.data.augment = True                  # the same affine moves a frame and its landmarks
+  c.data.num_sources = 2
+  c.model.disc_downsampling = 4
+  c.losses.affine_kernel_sizes = (3, 5, 0)
+  c.train.batch_size = 5
+  c.eval.num_sources = (2, 4)
+  c.eval.mask_lpips = False
+  if arg.runlocal:
+    c.data.image_size = (64, 64)
+    c.model.width = 0.25
+    c.model.disc_downsampling = 2
+    c.train.batch_size = 2
+    c.train.flow_warmup_steps = 10
+    c.train.total_steps = 20
+    c.train.log_every_steps = 5
+    c.train.sample_every_steps = 10
+    c.checkpoint.every_steps = 10
+    c.data.num_workers = 0
+    c.eval.max_tuples = 16
+  return c

@@ -1,0 +1,210 @@
+"""VoxCeleb2 faces: extracted frames with 68 facial landmarks, grouped by identity and video.
+
+Layout under a data root (`config.data.root`); VoxCeleb2's `dev` set is the `train` split here:
+
+    root/{split}/{identity}/{video}/{frame}.png|jpg      split = train | test, e.g.
+    root/{split}/{identity}/{video}/landmarks.csv        root/train/id00012/21Uxsk56VDQ/00001.png
+
+`landmarks.csv` is `:`-separated with the header `name:landmarks_y:landmarks_x` (the PATN/GFLA keypoint
+CSV convention of `annotations.py`): `name` is the frame's file name in that folder, and each landmark
+column a JSON list of 68 numbers (iBUG 300-W order, as dlib / face_alignment give), (y, x) pixels in the
+frame file's own size, -1 where missing. `write_landmarks_csv` writes one from (F, 68, 2) arrays.
+
+Records: one per frame listed in a `landmarks.csv` (frames without a row are not used; a row whose frame
+file is missing is an error naming the file). Identity = the identity folder; `name` =
+`{identity}/{video}/{frame}`. Identities with fewer than 2 frames are dropped (counted in the log).
+
+Sources (`FaceSourceSampler`): other frames of the target's identity, other videos first: the K sources
+are drawn without replacement from the frames of the identity's other videos; when those are fewer than
+K, all of them are taken and the rest are drawn from the target's own video (never the target itself),
+and only when all candidates are fewer than K are they drawn with replacement.
+
+Bad input raises errors naming the file and line: a missing folder or CSV, a malformed row, a landmark
+list of the wrong length.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import os
+from typing import Sequence
+
+from absl import logging
+import numpy as np
+
+NUM_LANDMARKS = 68
+LANDMARKS_FILE = "landmarks.csv"
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+
+
+@dataclasses.dataclass(frozen=True)
+class FaceRecord:
+  """One frame.
+
+  Attributes:
+    name: `{identity}/{video}/{frame file}`.
+    identity: the identity folder, e.g. `id00012`.
+    video: the video folder.
+    path: absolute path of the frame file.
+    landmarks: (68, 2) float32, (y, x) pixels in the file's own size, -1 missing.
+  """
+  name: str
+  identity: str
+  video: str
+  path: str
+  landmarks: np.ndarray
+
+
+def _parse_list(text: str, path: str, lineno: int, column: str, num: int) -> list[float]:
+  try:
+    values = json.loads(text)
+  except json.JSONDecodeError as e:
+    raise ValueError(f"{path}, line {lineno}: column {column} is not a JSON list ({e}).") from e
+  if not isinstance(values, list) or len(values) != num:
+    got = len(values) if isinstance(values, list) else type(values).__name__
+    raise ValueError(f"{path}, line {lineno}: expected {num} landmarks in column {column}, got {got}.")
+  return values
+
+
+def read_landmarks_csv(path: str, num_landmarks: int = NUM_LANDMARKS) -> dict[str, np.ndarray]:
+  """{frame file name: (num_landmarks, 2) float32 (y, x), -1 missing}, in file order."""
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"Landmark file not found: {path}")
+  out: dict[str, np.ndarray] = {}
+  with open(path) as f:
+    for lineno, line in enumerate(f, start=1):
+      line = line.strip()
+      if not line:
+        continue
+      parts = line.split(":")
+      if lineno == 1 and parts[0].strip() == "name":
+        continue
+      if len(parts) != 3:
+        raise ValueError(f"{path}, line {lineno}: expected 3 ':'-separated columns "
+                         f"(name:landmarks_y:landmarks_x), got {len(parts)}.")
+      ys = _parse_list(parts[1], path, lineno, "landmarks_y", num_landmarks)
+      xs = _parse_list(parts[2], path, lineno, "landmarks_x", num_landmarks)
+      lm = np.stack([np.asarray(ys, np.float32), np.asarray(xs, np.float32)], -1)
+      lm[(lm < 0).any(-1)] = -1.0
+      out[parts[0].strip()] = lm
+  return out
+
+
+def write_landmarks_csv(path: str, names: Sequence[str], landmarks: np.ndarray, xy: bool = False) -> None:
+  """Writes `landmarks.csv` for frames `names` from (F, 68, 2) landmarks ((y, x); (x, y) with xy=True)."""
+  lm = np.asarray(landmarks, np.float64)
+  if lm.ndim != 3 or lm.shape[0] != len(names) or lm.shape[2] != 2:
+    raise ValueError(f"Expected ({len(names)}, L, 2) landmarks, got {lm.shape}.")
+  if xy:
+    lm = lm[..., ::-1]
+  with open(path, "w") as f:
+    f.write("name:landmarks_y:landmarks_x\n")
+    for name, row in zip(names, lm):
+      ys = json.dumps([round(float(v), 2) for v in row[:, 0]])
+      xs = json.dumps([round(float(v), 2) for v in row[:, 1]])
+      f.write(f"{name}:{ys}:{xs}\n")
+
+
+def load_split(root: str, split: str, num_landmarks: int = NUM_LANDMARKS) -> list[FaceRecord]:
+  """All usable frames of a split, sorted by name (see the module docstring)."""
+  split_dir = os.path.join(root, split)
+  if not os.path.isdir(split_dir):
+    raise FileNotFoundError(f"VoxCeleb2 split folder not found: {split_dir} (layout: rfgen_jax/data/voxceleb.py).")
+  records = []
+  for identity in sorted(os.listdir(split_dir)):
+    id_dir = os.path.join(split_dir, identity)
+    if not os.path.isdir(id_dir):
+      continue
+    for video in sorted(os.listdir(id_dir)):
+      video_dir = os.path.join(id_dir, video)
+      if not os.path.isdir(video_dir):
+        continue
+      csv_path = os.path.join(video_dir, LANDMARKS_FILE)
+      if not os.path.isfile(csv_path):
+        logging.warning("No %s in %s; skipping the video.", LANDMARKS_FILE, video_dir)
+        continue
+      on_disk = set(os.listdir(video_dir))
+      for frame, lm in read_landmarks_csv(csv_path, num_landmarks).items():
+        if frame not in on_disk:
+          raise FileNotFoundError(f"Frame listed in {csv_path} is missing: {os.path.join(video_dir, frame)}")
+        records.append(FaceRecord(f"{identity}/{video}/{frame}", identity, video,
+                                  os.path.abspath(os.path.join(video_dir, frame)), lm))
+  counts = collections.Counter(r.identity for r in records)
+  lonely = {i for i, n in counts.items() if n < 2}
+  if lonely:
+    logging.info("VoxCeleb2/%s: dropping %d identities with fewer than 2 frames.", split, len(lonely))
+    records = [r for r in records if r.identity not in lonely]
+  if not records:
+    raise ValueError(f"VoxCeleb2/{split} under {root}: no usable frames.")
+  logging.info("VoxCeleb2/%s: %d frames of %d identities.", split, len(records), len(counts) - len(lonely))
+  return sorted(records, key=lambda r: r.name)
+
+
+class FaceSourceSampler:
+  """Index-based source sampling (the interface of `tuples.TupleSampler`): other videos preferred.
+
+  Args:
+    identities, videos: identity and video of every frame, indexed like the data source.
+  """
+
+  def __init__(self, identities: Sequence[str], videos: Sequence[str]):
+    self.identities = [str(i) for i in identities]
+    self.videos = [str(v) for v in videos]
+    self.num_images = len(self.identities)
+    groups: dict[str, list[int]] = {}
+    for i, identity in enumerate(self.identities):
+      groups.setdefault(identity, []).append(i)
+    self._groups = {k: np.asarray(v, np.int64) for k, v in groups.items()}
+    lonely = [k for k, v in self._groups.items() if len(v) < 2]
+    if lonely:
+      raise ValueError(f"Identities with fewer than 2 frames cannot form tuples: {lonely[:5]} ...")
+
+  def split_others(self, target: int) -> tuple[np.ndarray, np.ndarray]:
+    """(frames of the identity's other videos, other frames of the target's video), ascending."""
+    members = self._groups[self.identities[target]]
+    members = members[members != target]
+    same = np.asarray([self.videos[i] == self.videos[target] for i in members], bool)
+    return members[~same], members[same]
+
+  def others(self, target: int) -> np.ndarray:
+    """All candidates, other videos first."""
+    other_videos, same_video = self.split_others(int(target))
+    return np.concatenate([other_videos, same_video])
+
+  def sample_sources(self, target: int, num_sources: int, rng: np.random.Generator) -> np.ndarray:
+    """(num_sources,) int64 frame indices (module docstring), never the target."""
+    other_videos, same_video = self.split_others(int(target))
+    if len(other_videos) >= num_sources:
+      return rng.choice(other_videos, size=num_sources, replace=False)
+    rest = num_sources - len(other_videos)
+    if len(same_video) >= rest:
+      return np.concatenate([rng.permutation(other_videos), rng.choice(same_video, size=rest, replace=False)])
+    return rng.choice(np.concatenate([other_videos, same_video]), size=num_sources, replace=True)
+
+
+def make_test_tuples(sampler: FaceSourceSampler, num_sources: int, seed: int, num_tuples: int = 0) -> np.ndarray:
+  """Fixed evaluation tuples (T, K + 1) (sources..., target), other videos first, nested in K.
+
+  Tuple i draws with a generator seeded by (seed, i): a permutation of the other videos' frames followed
+  by a permutation of the target video's other frames, filled with seeded draws with replacement when
+  there are fewer than K. num_tuples: 0 = one per frame in index order; > 0 = that many, targets a
+  seeded permutation (cycled).
+  """
+  n = sampler.num_images
+  if num_tuples > 0:
+    order = np.random.default_rng([seed, 0x7A]).permutation(n)
+    targets = order[np.arange(num_tuples) % n]
+  else:
+    targets = np.arange(n)
+  rows = np.empty((len(targets), num_sources + 1), np.int64)
+  for i, target in enumerate(targets):
+    rng = np.random.default_rng([seed, i])
+    other_videos, same_video = sampler.split_others(int(target))
+    perm = np.concatenate([rng.permutation(other_videos), rng.permutation(same_video)]).astype(np.int64)
+    if len(perm) < num_sources:
+      extra = np.random.default_rng([seed, i, 1]).integers(0, len(perm), size=num_sources)
+      perm = np.concatenate([perm, perm[extra]])
+    rows[i, :num_sources] = perm[:num_sources]
+    rows[i, num_sources] = target
+  return rows
