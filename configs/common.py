@@ -40,17 +40,18 @@ def get_base_config() -> ml_collections.ConfigDict:
 
   # ---------------------------------------------------------------- data
   c.data = ml_collections.ConfigDict()
-  c.data.name = "market"            # synthetic | market | deepfashion (later: shapenet_chair, kitti, voxceleb2)
-  c.data.root = ""                  # folder with images + annotation CSVs (the PATN/GFLA layout)
+  c.data.name = "market"            # synthetic | market | deepfashion | shapenet_chair | kitti | turntable | voxceleb2
+  c.data.root = ""                  # the data set's folder (layouts: annotations.py, m2n.py, voxceleb.py)
   c.data.tfds_data_dir = ""         # where TFDS writes prepared array_record files; "" = $TFDS_DATA_DIR or
                                     # ~/tensorflow_datasets (never inside data.root; see data/tfds_builders.py)
   c.data.image_size = (128, 64)     # (H, W)
   c.data.num_sources = 2            # K used for training
-  c.data.pose_kind = "keypoints"    # keypoints | camera | landmarks
+  c.data.pose_kind = "keypoints"    # keypoints (PATN/GFLA layout) | camera (M2N HDF5) | landmarks (VoxCeleb2)
   c.data.num_keypoints = 18         # OpenPose/COCO order
   c.data.pose_channels = 18         # channels of a pose map (P)
   c.data.heatmap_sigma = 6.0        # pixels at a 128-high image; scaled with the image height
-  c.data.augment = True             # GFLA's random affine, the same for an image and its keypoints
+  c.data.augment = True             # GFLA's random affine, the same for an image and its keypoints /
+                                    # landmarks; never applied to camera data (it would contradict the pose)
   c.data.augment_rotation = 5.0     # degrees, +-
   c.data.augment_shift = 5.0        # pixels at a 128-high image, +-
   c.data.augment_scale = (0.95, 1.05)
@@ -60,6 +61,31 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.data.skip_corrupt_images = False  # True: skip and count unreadable images instead of failing
   c.data.test_tuples_seed = 1234      # the fixed, seeded list of evaluation tuples
   c.data.num_test_tuples = 0          # 0 = one tuple per test image as target
+  # Camera poses (pose_kind "camera": M2N HDF5 files, rfgen_jax/data/m2n.py, camera_poses.py).
+  c.data.camera_encoding = "one_hot_view"  # one_hot_view (ShapeNet, turntable) | vector (KITTI)
+  c.data.m2n_kind = "chair"           # data_{kind}.hdf5: chair | car | turntable | kitti
+  c.data.num_azimuths = 36            # one_hot_view: azimuth bins (M2N: 10 degrees each)
+  c.data.num_elevations = 3           # one_hot_view: elevation bins (M2N: 0, 10, 20 degrees)
+  c.data.elevation_step = 10.0        # one_hot_view: degrees between elevation bins
+  c.data.elevation_min = 0.0          # one_hot_view: elevation of bin 0, degrees
+  c.data.pose_dim = 6                 # vector: length of the stored pose (KITTI 6-DoF)
+  c.data.pose_normalisation = "none"  # vector: none | standardize | scale
+  c.data.pose_mean = None             # vector/standardize: per-component mean; None = from the train split
+  c.data.pose_std = None              # vector/standardize: per-component std; None = from the train split
+  c.data.pose_scale = None            # vector/scale: one divisor per component
+  c.data.source_window = 0            # sources within +-window views (KITTI frames: 10); 0 = any view
+  c.data.source_pool = "split"        # split: sources from the target's split | file: the whole HDF5 (M2N)
+  # Facial landmarks (pose_kind "landmarks": the VoxCeleb2 layout of rfgen_jax/data/voxceleb.py).
+  c.data.num_landmarks = 68           # iBUG 300-W order
+  # The synthetic people (data.name "synthetic", rfgen_jax/data/synthetic.py), generated at data.root.
+  c.data.synthetic_train_ids = 200
+  c.data.synthetic_test_ids = 20
+  c.data.synthetic_views_per_id = 8
+  c.data.synthetic_seed = 0
+  # The synthetic turntable (data.name "turntable"), generated at data.root when absent.
+  c.data.turntable_train_objects = 24
+  c.data.turntable_test_objects = 6
+  c.data.turntable_seed = 0
 
   # ---------------------------------------------------------------- model
   c.model = ml_collections.ConfigDict()

@@ -8,21 +8,9 @@ from configs import common
 
 
 def add_camera_keys(c, encoding: str) -> None:
-  """Keys of the camera-pose data sets (read by rfgen_jax.data.camera_poses and rfgen_jax.data.m2n)."""
+  """Switches a config to camera poses (the keys themselves, with defaults, are in configs/common.py)."""
   c.data.pose_kind = "camera"
   c.data.camera_encoding = encoding      # one_hot_view (ShapeNet, turntable) | vector (KITTI)
-  c.data.m2n_kind = "chair"              # data_{kind}.hdf5: chair | car | turntable | kitti
-  c.data.num_azimuths = 36               # one_hot_view: azimuth bins (10 degrees)
-  c.data.num_elevations = 3              # one_hot_view: elevation bins (0, 10, 20 degrees)
-  c.data.elevation_step = 10.0
-  c.data.elevation_min = 0.0
-  c.data.pose_dim = 6                    # vector: pose length
-  c.data.pose_normalisation = "none"     # vector: none | standardize | scale
-  c.data.pose_mean = None                # vector/standardize: None = from the training split
-  c.data.pose_std = None
-  c.data.pose_scale = None               # vector/scale: one divisor per component
-  c.data.source_window = 0               # KITTI: sources within +-window frames (0 = objects: any view)
-  c.data.source_pool = "split"           # split: sources from the target's split | file: whole HDF5 file (M2N)
   c.data.augment = False                 # a random affine would contradict the camera pose
 
 
@@ -33,7 +21,8 @@ def get_config(arg=None):
   c.data.root = "data/m2n/shapenet"
   c.data.image_size = (256, 256)
   add_camera_keys(c, "one_hot_view")
-  c.data.pose_channels = 36 + 3
+  c.data.m2n_kind = "chair"
+  c.data.pose_channels = 36 + 3          # num_azimuths + num_elevations
   c.data.num_sources = 2
   c.model.disc_downsampling = 4
   c.losses.affine_kernel_sizes = (3, 5, 0)   # GFLA's 256-high setting (DeepFashion)

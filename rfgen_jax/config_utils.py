@@ -103,6 +103,7 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int | None =
     raise ValueError(
         "--config.train.flow_warmup_steps must lie in [0, --config.train.total_steps] (the warm-up is "
         f"included in the total), got {steps.flow_warmup_steps} and {steps.total_steps}.")
+  _validate_pose(config)
   if config.checkpoint.every_steps < 1:
     raise ValueError(f"--config.checkpoint.every_steps must be >= 1, got {config.checkpoint.every_steps}.")
   if num_devices is not None:
@@ -111,3 +112,19 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int | None =
         raise ValueError(
             f"--config.{key}={batch} is not divisible by the {num_devices} devices of the mesh; "
             f"use a multiple of {num_devices}.")
+
+
+def _validate_pose(config: ml_collections.ConfigDict) -> None:
+  """data.pose_kind / camera_encoding are known and data.pose_channels matches the pose encoder's P."""
+  from rfgen_jax.data import camera_poses  # pylint: disable=g-import-not-at-top  (keeps this module light)
+  d = config.data
+  if d.pose_kind not in ("keypoints", "camera", "landmarks"):
+    raise ValueError(f"--config.data.pose_kind={d.pose_kind!r}; accepted: 'keypoints', 'camera', 'landmarks'.")
+  expected = camera_poses.pose_channels_for(config)
+  if d.pose_channels != expected:
+    raise ValueError(
+        f"--config.data.pose_channels={d.pose_channels} but the {d.pose_kind!r} pose encoder gives "
+        f"{expected} channels (from data.num_keypoints / num_landmarks / num_azimuths + num_elevations / "
+        f"pose_dim); set --config.data.pose_channels={expected}.")
+  if d.pose_kind == "camera" and d.source_pool not in ("split", "file"):
+    raise ValueError(f"--config.data.source_pool={d.source_pool!r}; accepted: 'split', 'file'.")

@@ -11,7 +11,10 @@ from rfgen_jax import config_utils
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = ["configs/synthetic.py", "configs/market.py", "configs/deepfashion.py",
-           "configs/market.py:runlocal", "configs/deepfashion.py:runlocal", "configs/synthetic.py:tiny"]
+           "configs/market.py:runlocal", "configs/deepfashion.py:runlocal", "configs/synthetic.py:tiny",
+           "configs/shapenet_chair.py", "configs/shapenet_chair.py:runlocal", "configs/kitti.py",
+           "configs/kitti.py:runlocal", "configs/voxceleb2.py", "configs/voxceleb2.py:runlocal",
+           "configs/turntable.py", "configs/turntable.py:tiny"]
 REQUIRED_KEYS = ["data.root", "data.image_size", "data.num_sources", "model.width", "model.levels",
                  "model.residual_flow", "model.occlusion", "model.attention", "train.batch_size",
                  "train.flow_warmup_steps", "train.total_steps", "train.seed", "checkpoint.every_steps",
@@ -25,6 +28,32 @@ def test_config_loads_validates_and_has_required_keys(spec):
     config_utils.lookup(config, key)
   config_utils.validate_config(config, num_devices=1)
   json.loads(config.to_json_best_effort())
+
+
+def _keys(node, prefix=""):
+  out = set()
+  for key, value in node.items():
+    out |= _keys(value, f"{prefix}{key}.") if hasattr(value, "items") else {prefix + key}
+  return out
+
+
+def test_every_config_has_the_same_key_set():
+  """Data set configs set values; they never add keys (configs/common.py holds them all)."""
+  base = _keys(common.get_base_config())
+  for spec in CONFIGS:
+    keys = _keys(config_utils.load_config(os.path.join(ROOT, spec)))
+    assert keys == base, (spec, sorted(keys ^ base))
+
+
+def test_pose_channels_must_match_the_encoder():
+  config = config_utils.load_config(os.path.join(ROOT, "configs/shapenet_chair.py"))
+  config.data.num_elevations = 4
+  with pytest.raises(ValueError, match=r"--config.data.pose_channels=39 .*set --config.data.pose_channels=40"):
+    config_utils.validate_config(config)
+  config = config_utils.load_config(os.path.join(ROOT, "configs/voxceleb2.py"))
+  config.data.pose_kind = "depth"
+  with pytest.raises(ValueError, match="data.pose_kind='depth'"):
+    config_utils.validate_config(config)
 
 
 def test_paper_defaults():

@@ -38,6 +38,14 @@ def test_encoder_from_config_scales_sigma():
   config.data.pose_channels = 3
   with pytest.raises(ValueError, match="pose_channels"):
     poses.make_pose_encoder(config)
-  config.data.pose_kind = "camera"
-  with pytest.raises(NotImplementedError):
+  config.data.pose_kind = "camera"                  # one_hot_view by default: 36 + 3 channels
+  with pytest.raises(ValueError, match=r"data.pose_channels=3 .*OneHotViewEncoder.*pose_channels=39"):
+    poses.make_pose_encoder(config)
+  config.data.pose_channels = 39
+  assert poses.make_pose_encoder(config).channels == 39
+  config.data.pose_kind = "landmarks"
+  config.data.pose_channels = 68
+  assert poses.make_pose_encoder(config).channels == 68
+  config.data.pose_kind = "depth"
+  with pytest.raises(ValueError, match="data.pose_kind='depth'"):
     poses.make_pose_encoder(config)

@@ -18,9 +18,10 @@ KITTI normalisation (`VectorPoseEncoder.normalisation`):
   translations along a drive reach hundreds of metres, far outside the range of the other inputs.
 - "scale": `v / scale` with a fixed per-component `scale` (`data.pose_scale`).
 
-`pose_encoder_for(config, pose_stats=None)` picks the encoder from `config.data.pose_kind`
-(keypoints | camera | landmarks) and, for camera poses, `config.data.camera_encoding`
-(one_hot_view | vector), and checks its channel count against `config.data.pose_channels`.
+`poses.make_pose_encoder(config, pose_stats=None)` (alias `pose_encoder_for`) picks the encoder from
+`config.data.pose_kind` (keypoints | camera | landmarks) and, for camera poses,
+`config.data.camera_encoding` (one_hot_view | vector), and checks its channel count against
+`config.data.pose_channels`; `build_encoder` here builds the camera and landmark ones.
 """
 from __future__ import annotations
 
@@ -188,44 +189,50 @@ def _get(data, key, default):
   return data.get(key, default) if hasattr(data, "get") else getattr(data, key, default)
 
 
-def pose_encoder_for(config, pose_stats=None) -> poses.PoseEncoder:
-  """The pose encoder of a config; checks `data.pose_channels`.
+def build_encoder(config, pose_stats=None) -> poses.PoseEncoder:
+  """The camera or landmark encoder of a config, unchecked (`poses.make_pose_encoder` checks channels).
 
-  Args:
-    config: the experiment config. Keys read: `data.pose_kind`; for "keypoints" what
-      `poses.make_pose_encoder` reads; for "camera" `data.camera_encoding` and either `data.num_azimuths`,
-      `data.num_elevations`, `data.elevation_step`, `data.elevation_min` (one_hot_view) or
-      `data.pose_dim`, `data.pose_normalisation`, `data.pose_mean`, `data.pose_std`, `data.pose_scale`
-      (vector); for "landmarks" `data.num_landmarks` and `data.heatmap_sigma`.
-    pose_stats: (mean, std) of the training poses for "standardize" when the config holds none
-      (`m2n.pose_statistics`).
-
-  Returns:
-    A `poses.PoseEncoder`.
+  Keys read: for "camera" `data.camera_encoding` and either `data.num_azimuths`, `data.num_elevations`,
+  `data.elevation_step`, `data.elevation_min` (one_hot_view) or `data.pose_dim`,
+  `data.pose_normalisation`, `data.pose_mean`, `data.pose_std`, `data.pose_scale` (vector); for
+  "landmarks" `data.num_landmarks` and `data.heatmap_sigma`.
   """
   d = config.data
   kind = d.pose_kind
-  if kind == "keypoints":
-    return poses.make_pose_encoder(config)
   if kind == "camera":
     encoding = _get(d, "camera_encoding", "one_hot_view")
     if encoding == "one_hot_view":
-      encoder = OneHotViewEncoder(_get(d, "num_azimuths", 36), _get(d, "num_elevations", 3),
-                                  _get(d, "elevation_step", 10.0), _get(d, "elevation_min", 0.0))
-    elif encoding == "vector":
+      return OneHotViewEncoder(_get(d, "num_azimuths", 36), _get(d, "num_elevations", 3),
+                               _get(d, "elevation_step", 10.0), _get(d, "elevation_min", 0.0))
+    if encoding == "vector":
       mean, std = _get(d, "pose_mean", None), _get(d, "pose_std", None)
       if (mean is None or std is None) and pose_stats is not None:
         mean, std = pose_stats
-      encoder = VectorPoseEncoder(_get(d, "pose_dim", 6), _get(d, "pose_normalisation", "none"),
-                                  mean=mean, std=std, scale=_get(d, "pose_scale", None))
-    else:
-      raise ValueError(f"Unknown data.camera_encoding={encoding!r}; accepted: {CAMERA_ENCODINGS}.")
-  elif kind == "landmarks":
-    encoder = LandmarkHeatmapEncoder(_get(d, "num_landmarks", 68), d.heatmap_sigma)
-  else:
-    raise ValueError(f"Unknown data.pose_kind={kind!r}; accepted: 'keypoints', 'camera', 'landmarks'.")
-  if encoder.channels != d.pose_channels:
-    raise ValueError(f"data.pose_channels={d.pose_channels} but the {kind!r} encoder "
-                     f"({type(encoder).__name__}) gives {encoder.channels} channels; set "
-                     f"--config.data.pose_channels={encoder.channels}.")
-  return encoder
+      return VectorPoseEncoder(_get(d, "pose_dim", 6), _get(d, "pose_normalisation", "none"),
+                               mean=mean, std=std, scale=_get(d, "pose_scale", None))
+    raise ValueError(f"Unknown data.camera_encoding={encoding!r}; accepted: {CAMERA_ENCODINGS}.")
+  if kind == "landmarks":
+    return LandmarkHeatmapEncoder(_get(d, "num_landmarks", 68), d.heatmap_sigma)
+  raise ValueError(f"build_encoder handles data.pose_kind 'camera' and 'landmarks', got {kind!r}.")
+
+
+def pose_channels_for(config) -> int:
+  """P of a config's pose kind, from the config alone (no pose statistics needed): for validation."""
+  d = config.data
+  if d.pose_kind == "keypoints":
+    return int(d.num_keypoints)
+  if d.pose_kind == "landmarks":
+    return int(_get(d, "num_landmarks", 68))
+  if d.pose_kind == "camera":
+    encoding = _get(d, "camera_encoding", "one_hot_view")
+    if encoding == "one_hot_view":
+      return int(_get(d, "num_azimuths", 36)) + int(_get(d, "num_elevations", 3))
+    if encoding == "vector":
+      return int(_get(d, "pose_dim", 6))
+    raise ValueError(f"Unknown data.camera_encoding={encoding!r}; accepted: {CAMERA_ENCODINGS}.")
+  raise ValueError(f"Unknown data.pose_kind={d.pose_kind!r}; accepted: {poses.POSE_KINDS}.")
+
+
+def pose_encoder_for(config, pose_stats=None) -> poses.PoseEncoder:
+  """The pose encoder of a config, channels checked: `poses.make_pose_encoder` (the one entry)."""
+  return poses.make_pose_encoder(config, pose_stats)

@@ -1,30 +1,36 @@
-"""The grain input pipeline: TFDS array_record source -> K-source tuples -> per-host numpy batches.
+"""The grain input pipeline: random-access source -> K-source tuples -> per-host numpy batches.
+
+Sources (`sources.py`, chosen by `data.pose_kind`): TFDS array_record for body keypoints (PATN/GFLA
+layout), the M2N HDF5 files read in place for camera poses (ShapeNet chairs, KITTI, the synthetic
+turntable), the VoxCeleb2 frame folders read in place for facial landmarks. Everything below is the same
+for all of them; only the pose encoder (`poses.make_pose_encoder`) and the source sampler differ.
 
 Batch contract (docs/architecture.md): `source_images` (B, K, H, W, 3) float32 in [-1, 1], `source_poses`
 (B, K, H, W, P) float32, `target_image` (B, H, W, 3), `target_pose` (B, H, W, P), `source_keypoints`
 (B, K, J, 2) and `target_keypoints` (B, J, 2) float32 (y, x) pixels at `data.image_size` (after resize and
-augmentation), -1 missing, and `valid` (B,) bool (all True in training; False for the padding rows of the
-last evaluation batch).
+augmentation), -1 missing (keypoint data only: camera and landmark batches have no `*_keypoints` keys),
+and `valid` (B,) bool (all True in training; False for the padding rows of the last evaluation batch).
 
 Training stream (a grain MapDataset, so it is random-access, deterministic and resumable):
-  range(N train images) -> shuffle(data.shuffle_seed), reshuffled each epoch -> repeat forever
+  range(N train targets) -> shuffle(data.shuffle_seed), reshuffled each epoch -> repeat forever
   -> random_map: element i (global index) draws its sources and augmentation from a generator seeded by
      (seed, i) -> slice [process_index::process_count] -> to_iter_dataset (threads) -> batch(per-host)
   -> mp_prefetch(data.num_workers) when > 0.
-Each epoch every image is a target once; its K sources are drawn afresh among its identity (tuples.py).
+Each epoch every image is a target once; its K sources are drawn afresh by the split's sampler: among its
+identity (tuples.py), other views of the object at its elevation / nearby KITTI frames (m2n.py), other
+frames of the face identity, other videos first (voxceleb.py).
 The union over hosts of their i-th batches is the global batch i; `get_state()/set_state()` of the
 returned iterator (or grain's Orbax handlers) restore the stream exactly.
 
-Images are resized to `data.image_size` when the file's size differs (keypoints scaled with pixel centres
-kept: y' = (y + 0.5) * H' / H - 0.5), then augmented (training only, `data.augment`), then encoded as pose
-maps.
+Images are resized to `data.image_size` when the file's size differs (keypoints and landmarks scaled with
+pixel centres kept: y' = (y + 0.5) * H' / H - 0.5), then augmented (training only, `data.augment`; never
+for camera poses, which a random affine would contradict), then encoded as pose maps.
 """
 from __future__ import annotations
 
-import dataclasses
 import io
 import os
-from typing import Any, Iterator
+from typing import Iterator
 
 from absl import flags
 from absl import logging
@@ -34,8 +40,11 @@ from PIL import Image
 
 from rfgen_jax.data import annotations
 from rfgen_jax.data import augment as augment_lib
+from rfgen_jax.data import m2n
 from rfgen_jax.data import poses
+from rfgen_jax.data import sources as sources_lib
 from rfgen_jax.data import tuples as tuples_lib
+from rfgen_jax.data.sources import SplitIndex
 
 # Threads that read and transform elements ahead of the consumer (per process).
 _READ_THREADS = 2
@@ -67,13 +76,105 @@ Expected layout:
     fasion-resize-pairs-train.csv fasion-resize-pairs-test.csv (optional)
 Point --config.data.root at that folder, or try the project without downloads:
   python -m rfgen_jax.main --config=configs/synthetic.py --workdir=DIR""",
+    "shapenet_chair": """\
+ShapeNet chairs (M2N format) were not found at {root}.
+The rendered chairs come with Multi-view to Novel View (Sun et al., ECCV 2018:
+https://github.com/shaohua0116/Multiview2Novelview, datasets/shapenet). Expected layout:
+  {root}/
+    data_{kind}.hdf5        one group per image, '{{model}}_{{azimuth index}}_{{elevation}}', e.g.
+                            e8f20141696f143cdb77753d44aa25f6_4_10, holding 'image' (H, W, 3) uint8 and
+                            'pose' [azimuth index, elevation in degrees]
+    id_{kind}_train.txt     id_{kind}_test.txt     (one group name per line)
+Point --config.data.root at that folder, or try the camera-pose path without downloads (a synthetic
+turntable in the same format, generated on first use):
+  python -m rfgen_jax.main --config=configs/turntable.py --workdir=DIR""",
+    "kitti": """\
+KITTI (M2N format) was not found at {root}.
+The KITTI odometry frames come with Multi-view to Novel View (Sun et al., ECCV 2018:
+https://github.com/shaohua0116/Multiview2Novelview, datasets/kitti). Expected layout:
+  {root}/
+    data_kitti.hdf5         one group per frame, '{{drive}}_{{frame}}', e.g. 00_004166, holding
+                            'image' (H, W, 3) uint8 and 'pose' (a {pose_dim}-vector)
+    id_train.txt            id_test.txt            (one group name per line)
+Point --config.data.root at that folder, or try the camera-pose path without downloads (a synthetic
+turntable in the M2N format, generated on first use):
+  python -m rfgen_jax.main --config=configs/turntable.py --workdir=DIR""",
+    "voxceleb2": """\
+VoxCeleb2 frames were not found at {root}.
+The videos come from the VoxCeleb2 authors (Chung et al., Interspeech 2018:
+https://www.robots.ox.ac.uk/~vgg/data/voxceleb/vox2.html); extract frames and 68 facial landmarks per
+frame (e.g. with face_alignment) into this layout (rfgen_jax/data/voxceleb.py):
+  {root}/
+    train/{{identity}}/{{video}}/{{frame}}.png|jpg     e.g. train/id00012/21Uxsk56VDQ/00001.png
+    train/{{identity}}/{{video}}/landmarks.csv        name:landmarks_y:landmarks_x, JSON lists of 68
+    test/...                                       (y, x) pixels in the frame's size, -1 missing
+Point --config.data.root at that folder, or try the project without downloads:
+  python -m rfgen_jax.main --config=configs/turntable.py --workdir=DIR   (camera poses)
+  python -m rfgen_jax.main --config=configs/synthetic.py --workdir=DIR   (body keypoints)""",
 }
 
 
 # ------------------------------------------------------------------------------------------ dataset setup
+def _help(config) -> str:
+  """The layout help of a real data set, for its name or, failing that, its pose kind."""
+  d = config.data
+  key = d.name if d.name in _REAL_DATA_HELP else {"camera": "kitti" if m2n.is_kitti(d.m2n_kind) else
+                                                  "shapenet_chair", "landmarks": "voxceleb2"}.get(d.pose_kind)
+  if key is None:
+    raise ValueError(f"Unknown data.name={d.name!r}; this pipeline knows synthetic, market, deepfashion, "
+                     "shapenet_chair, kitti, turntable, voxceleb2 (or any name with data.pose_kind "
+                     "'camera' / 'landmarks' and their layouts).")
+  return _REAL_DATA_HELP[key].format(root=os.path.abspath(d.root or "."), kind=d.m2n_kind,
+                                     pose_dim=d.pose_dim)
+
+
+def _ensure_m2n(config) -> None:
+  d = config.data
+  root = d.root
+  if d.m2n_kind == "turntable":
+    from rfgen_jax.data import turntable  # pylint: disable=g-import-not-at-top
+    if not turntable.is_complete(root):
+      h, w = d.image_size
+      logging.info("Generating the synthetic turntable data set into %s.", root)
+      turntable.generate(root, size=max(h, w), train_objects=d.turntable_train_objects,
+                         test_objects=d.turntable_test_objects, seed=d.turntable_seed,
+                         num_azimuths=d.num_azimuths,
+                         elevations=tuple(int(d.elevation_min + d.elevation_step * i)
+                                          for i in range(d.num_elevations)))
+    return
+  if not root or not os.path.isdir(root):
+    raise FileNotFoundError(_help(config))
+  missing = [os.path.join(root, n) for n in sources_lib.m2n_expected_files(config)
+             if not os.path.isfile(os.path.join(root, n))]
+  if missing:
+    raise FileNotFoundError(f"{d.name} data root {root} is incomplete; missing: {', '.join(missing)}.\n" +
+                            _help(config).split("\n", 1)[1])
+
+
+def _ensure_voxceleb(config) -> None:
+  root = config.data.root
+  if not root or not os.path.isdir(root):
+    raise FileNotFoundError(_help(config))
+  missing = [os.path.join(root, s) for s in ("train", "test") if not os.path.isdir(os.path.join(root, s))]
+  if missing:
+    raise FileNotFoundError(f"{config.data.name} data root {root} is incomplete; missing: "
+                            f"{', '.join(missing)}.\n" + _help(config).split("\n", 1)[1])
+
+
 def ensure_dataset(config) -> None:
-  """Generates the synthetic set at `data.root` if incomplete; checks a real set's root and layout."""
+  """Generates a synthetic set at `data.root` if incomplete; checks a real set's root and layout.
+
+  Synthetic people (`data.name = "synthetic"`) and the synthetic turntable (`data.m2n_kind =
+  "turntable"`) are generated; for real sets a missing root or file raises FileNotFoundError naming the
+  files and layout expected (and the synthetic config to try instead).
+  """
   name, root = config.data.name, config.data.root
+  if config.data.pose_kind == "camera":
+    _ensure_m2n(config)
+    return
+  if config.data.pose_kind == "landmarks":
+    _ensure_voxceleb(config)
+    return
   if name == "synthetic":
     from rfgen_jax.data import synthetic  # pylint: disable=g-import-not-at-top
     if not synthetic.is_complete(root):
@@ -82,8 +183,10 @@ def ensure_dataset(config) -> None:
       synthetic.generate(root, h, w, config.data.synthetic_train_ids, config.data.synthetic_test_ids,
                          config.data.synthetic_views_per_id, config.data.synthetic_seed)
     return
-  if name not in _REAL_DATA_HELP:
-    raise ValueError(f"Unknown data.name={name!r}; this pipeline knows synthetic, market, deepfashion.")
+  if name not in ("market", "deepfashion"):
+    raise ValueError(f"Unknown data.name={name!r} for body keypoints; this pipeline knows synthetic, "
+                     "market, deepfashion (and shapenet_chair, kitti, turntable, voxceleb2 with their "
+                     "data.pose_kind).")
   if not root or not os.path.isdir(root):
     raise FileNotFoundError(_REAL_DATA_HELP[name].format(root=os.path.abspath(root or ".")))
   layout = annotations.layout_for(name)
@@ -95,17 +198,16 @@ def ensure_dataset(config) -> None:
                             _REAL_DATA_HELP[name].format(root=os.path.abspath(root)).split("\n", 1)[1])
 
 
-@dataclasses.dataclass
-class SplitIndex:
-  """A prepared split: the grain-readable source and the per-record metadata read once at start-up."""
-  source: Any                 # TFDS data source (random access, picklable)
-  names: list[str]
-  identities: list[str]
-  description: str            # for error messages
-
-
 def open_split(config, split: str) -> SplitIndex:
-  """Prepares the TFDS data set if needed and opens one split as a random-access data source."""
+  """Opens one split as a random-access data source (`sources.SplitIndex`), by `data.pose_kind`.
+
+  Body keypoints: prepares the TFDS data set if needed. Camera poses: the M2N HDF5 file of
+  `data.m2n_kind`. Landmarks: the VoxCeleb2 layout. Bad input raises naming the file and entry.
+  """
+  if config.data.pose_kind == "camera":
+    return sources_lib.open_m2n_split(config, split)
+  if config.data.pose_kind == "landmarks":
+    return sources_lib.open_voxceleb_split(config, split)
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   from rfgen_jax.data import tfds_builders  # pylint: disable=g-import-not-at-top
   builder = tfds_builders.prepare(config)
@@ -156,55 +258,84 @@ class _TupleLoader:
     self.names = index.names
     self.description = index.description
     self.image_size = tuple(config.data.image_size)
-    self.encoder = poses.make_pose_encoder(config)
-    self.augment = train and config.data.augment
+    self.encoder = poses.make_pose_encoder(config, index.pose_stats)
+    self.pose_kind = config.data.pose_kind
+    # Points (keypoints, landmarks) move with the image; a camera pose would not, so no augmentation.
+    self.augment = train and config.data.augment and self.pose_kind != "camera"
     self.rotation = config.data.augment_rotation
     self.shift = config.data.augment_shift
     self.scale_range = tuple(config.data.augment_scale)
     self.skip_corrupt = config.data.skip_corrupt_images
 
   def load_image(self, index: int, rng: np.random.Generator | None):
-    """-> (image (H, W, 3) float32 in [-1, 1], pose (H, W, P), keypoints (J, 2)) or None (skipped)."""
+    """-> (image (H, W, 3) float32 in [-1, 1], pose (H, W, P), points (J, 2) or None) or None (skipped).
+
+    Points are the keypoints / landmarks at `data.image_size` ((y, x), -1 missing), None for camera poses.
+    """
     record = self.source[int(index)]
     name = self.names[int(index)]
+    raw = record["image"]
     try:
-      image = decode_image(record["image"], name)
+      image = raw if isinstance(raw, np.ndarray) else decode_image(raw, name)
     except ValueError as e:
       if not self.skip_corrupt:
         raise ValueError(f"{e} Record {index} of {self.description}.") from None
       logging.warning("Skipping a tuple with an unreadable image %s (data.skip_corrupt_images=True).", name)
       return None
-    image, kp = resize_example(image, np.asarray(record["keypoints"], np.float32), self.image_size)
-    if self.augment and rng is not None:
-      image, kp = augment_lib.augment(image, kp, rng, self.rotation, self.shift, self.scale_range)
-    pose = self.encoder.encode(kp, self.image_size)
-    return image.astype(np.float32) * np.float32(1 / 127.5) - np.float32(1.0), pose, kp.astype(np.float32)
+    pose_raw = np.asarray(record["keypoints"] if "keypoints" in record else record["pose"], np.float32)
+    try:
+      if self.pose_kind == "camera":
+        image, _ = resize_example(image, np.zeros((0, 2), np.float32), self.image_size)
+        points = None
+        pose = self.encoder.encode(pose_raw, self.image_size)
+      else:
+        image, points = resize_example(image, pose_raw, self.image_size)
+        if self.augment and rng is not None:
+          image, points = augment_lib.augment(image, points, rng, self.rotation, self.shift,
+                                              self.scale_range)
+        points = points.astype(np.float32)
+        pose = self.encoder.encode(points, self.image_size)
+    except ValueError as e:
+      raise ValueError(f"{self.description}, entry {name!r}: {e}") from None
+    return image.astype(np.float32) * np.float32(1 / 127.5) - np.float32(1.0), pose, points
 
   def load_tuple(self, source_ids, target_id, rng, valid=True) -> dict[str, np.ndarray] | None:
     loaded = [self.load_image(i, rng) for i in list(source_ids) + [target_id]]
     if any(x is None for x in loaded):
       return None
     images, pose_maps, kps = zip(*loaded)
-    return {
+    example = {
         "source_images": np.stack(images[:-1]),
         "source_poses": np.stack(pose_maps[:-1]),
         "target_image": images[-1],
         "target_pose": pose_maps[-1],
-        "source_keypoints": np.stack(kps[:-1]),
-        "target_keypoints": kps[-1],
         "valid": np.bool_(valid),
     }
+    if self.pose_kind == "keypoints":
+      example["source_keypoints"] = np.stack(kps[:-1])
+      example["target_keypoints"] = kps[-1]
+    return example
 
 
 class _RandomTuple(grain.transforms.RandomMap):
-  """Training element: target index -> a tuple with freshly drawn sources and augmentation."""
+  """Training element: position among the targets -> a tuple with freshly drawn sources and augmentation.
 
-  def __init__(self, loader: _TupleLoader, sampler: tuples_lib.TupleSampler, num_sources: int):
+  Args:
+    loader: the tuple loader.
+    sampler: `sample_sources(target, k, rng)` over source indices (TupleSampler, m2n.ViewSampler,
+      voxceleb.FaceSourceSampler).
+    num_sources: K.
+    targets: (N,) source indices of the training targets, or None for all records.
+  """
+
+  def __init__(self, loader: _TupleLoader, sampler, num_sources: int, targets: np.ndarray | None = None):
     self.loader, self.sampler, self.num_sources = loader, sampler, num_sources
+    self.targets = targets
 
-  def random_map(self, target, rng: np.random.Generator):
-    sources = self.sampler.sample_sources(int(target), self.num_sources, rng)
-    return self.loader.load_tuple(sources, int(target), rng)
+  def random_map(self, position, rng: np.random.Generator):
+    target = int(position) if self.targets is None else int(self.targets[int(position)])
+    sources = self.sampler.sample_sources(target, self.num_sources, rng)
+    return self.loader.load_tuple(sources, target, rng)
 
 
 # ------------------------------------------------------------------------------------------ hosts
@@ -242,11 +373,12 @@ def create_train_dataset(config, process_index=None, process_count=None,
   process_index, process_count = _hosts(process_index, process_count)
   per_host = _per_host(config.train.batch_size, process_count, "train.batch_size")
   index = index or open_split(config, "train")
-  sampler = tuples_lib.TupleSampler(index.identities)
+  sampler = index.sampler if index.sampler is not None else tuples_lib.TupleSampler(index.identities)
   loader = _TupleLoader(config, index, train=True)
   seed = int(config.data.shuffle_seed)
-  ds = grain.MapDataset.range(len(index.names)).shuffle(seed=seed).repeat(None)
-  ds = ds.random_map(_RandomTuple(loader, sampler, config.data.num_sources), seed=seed + 1)
+  num_targets = len(index.names) if index.targets is None else len(index.targets)
+  ds = grain.MapDataset.range(num_targets).shuffle(seed=seed).repeat(None)
+  ds = ds.random_map(_RandomTuple(loader, sampler, config.data.num_sources, index.targets), seed=seed + 1)
   ds = ds[process_index::process_count]
   it = ds.to_iter_dataset(grain.ReadOptions(
       num_threads=_READ_THREADS, prefetch_buffer_size=max(1, config.data.prefetch_buffer_size) * per_host))
@@ -289,11 +421,14 @@ class EvalBatches:
     self.per_host = _per_host(config.eval.batch_size, process_count, "eval.batch_size")
     self.global_batch = config.eval.batch_size
     self.process_index = process_index
-    # Tuples are made over the images sorted by name, so they depend on the file names only (not on the
-    # record order TFDS chose when preparing).
-    order = np.argsort(np.asarray(index.names, dtype=object).astype(str), kind="stable")
-    rows = order[tuples_lib.make_test_tuples([index.identities[i] for i in order], num_sources,
-                                             config.data.test_tuples_seed, config.data.num_test_tuples)]
+    if index.make_test_tuples is not None:   # camera / landmark data: their own rules (m2n.py, voxceleb.py)
+      rows = index.make_test_tuples(num_sources, config.data.test_tuples_seed, config.data.num_test_tuples)
+    else:
+      # Tuples are made over the images sorted by name, so they depend on the file names only (not on the
+      # record order TFDS chose when preparing).
+      order = np.argsort(np.asarray(index.names, dtype=object).astype(str), kind="stable")
+      rows = order[tuples_lib.make_test_tuples([index.identities[i] for i in order], num_sources,
+                                               config.data.test_tuples_seed, config.data.num_test_tuples)]
     if config.eval.max_tuples > 0:
       rows = rows[:config.eval.max_tuples]
     self.tuples = rows
@@ -322,7 +457,8 @@ class EvalBatches:
 def create_eval_batches(config, num_sources: int, process_index=None, process_count=None) -> EvalBatches:
   """Per-host evaluation batches of `num_sources` sources over the fixed test tuples (see EvalBatches).
 
-  The tuples are `tuples.make_test_tuples` of the test split with `data.test_tuples_seed` and
+  The tuples are `tuples.make_test_tuples` (keypoints), `m2n.make_test_tuples` (camera) or
+  `voxceleb.make_test_tuples` (landmarks) of the test split with `data.test_tuples_seed` and
   `data.num_test_tuples`, cut to the first `eval.max_tuples` when that is > 0; no augmentation.
   """
   process_index, process_count = _hosts(process_index, process_count)

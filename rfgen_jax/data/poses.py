@@ -1,8 +1,10 @@
 """Pose maps: structural maps given to the model next to images (DESIGN.md section 4).
 
 A `PoseEncoder` turns one example's pose annotation into a (H, W, P) float32 map with `P = channels`.
-Only body keypoints are implemented; camera poses (a vector broadcast to H x W) and facial landmarks
-(68 heatmaps) plug in as further subclasses chosen by `config.data.pose_kind` in `make_pose_encoder`.
+`make_pose_encoder(config)` is the one entry the pipeline and the tools use; it dispatches on
+`config.data.pose_kind`: "keypoints" -> `KeypointHeatmaps` (here), "camera" -> `OneHotViewEncoder` or
+`VectorPoseEncoder`, "landmarks" -> `LandmarkHeatmapEncoder` (`camera_poses.py`). The model's pose
+channels P are `config.data.pose_channels`, checked against the encoder's `channels`.
 """
 from __future__ import annotations
 
@@ -73,14 +75,31 @@ class KeypointHeatmaps(PoseEncoder):
     return gaussian_heatmaps(pose, image_size, self.sigma(image_size[0]))
 
 
-def make_pose_encoder(config) -> PoseEncoder:
-  """The encoder for `config.data.pose_kind`; checks that it gives `config.data.pose_channels` channels."""
+POSE_KINDS = ("keypoints", "camera", "landmarks")
+
+
+def make_pose_encoder(config, pose_stats=None) -> PoseEncoder:
+  """The encoder for `config.data.pose_kind`; checks that it gives `config.data.pose_channels` channels.
+
+  Args:
+    config: the experiment config (keys read: see `camera_poses.pose_encoder_for`).
+    pose_stats: (mean, std) of the training poses, for camera vectors with `data.pose_normalisation =
+      "standardize"` when the config holds none (`m2n.pose_statistics`).
+
+  Returns:
+    A `PoseEncoder` whose `channels` equals `config.data.pose_channels`; ValueError naming
+    `data.pose_channels` (and the value to set) otherwise, or naming `data.pose_kind` when unknown.
+  """
   kind = config.data.pose_kind
   if kind == "keypoints":
     encoder = KeypointHeatmaps(config.data.num_keypoints, config.data.heatmap_sigma)
+  elif kind in POSE_KINDS:
+    from rfgen_jax.data import camera_poses  # pylint: disable=g-import-not-at-top  (camera_poses imports us)
+    encoder = camera_poses.build_encoder(config, pose_stats)
   else:
-    raise NotImplementedError(f"data.pose_kind={kind!r} has no encoder yet (implemented: 'keypoints').")
+    raise ValueError(f"Unknown data.pose_kind={kind!r}; accepted: {POSE_KINDS}.")
   if encoder.channels != config.data.pose_channels:
-    raise ValueError(f"data.pose_channels={config.data.pose_channels} but the {kind!r} encoder gives "
-                     f"{encoder.channels} channels; set --config.data.pose_channels={encoder.channels}.")
+    raise ValueError(f"data.pose_channels={config.data.pose_channels} but the {kind!r} encoder "
+                     f"({type(encoder).__name__}) gives {encoder.channels} channels; set "
+                     f"--config.data.pose_channels={encoder.channels}.")
   return encoder
