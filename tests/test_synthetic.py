@@ -60,7 +60,7 @@ def test_draw_skeleton_draws_present_limbs_only():
   assert img.max() == 0                               # input untouched
   assert out[20, 8].max() > 0                         # on the r_shoulder - r_elbow limb
   assert out[50, 20].max() == 0                       # nothing where no joint is
-  only_points = kp_lib.draw_skeleton(img, kp[:3].copy() * 0 + 5, limbs=())
+  only_points = kp_lib.draw_skeleton(img, np.full((3, 2), 5.0), limbs=())
   assert only_points[5, 5].max() > 0
   with pytest.raises(ValueError):
     kp_lib.draw_skeleton(img.astype(np.float32), kp)
@@ -265,7 +265,7 @@ def _torso_box(kp):
 def test_front_and_back_differ_in_the_torso():
   """The multi-source property: one side of the top does not tell what the other side looks like."""
   h, w = 128, 64
-  front_back, front_front = [], []
+  front_back = []
   for pid in range(1, 21):
     identity, views = synthetic.plan_identity(0, pid, 1)
     view = dataclasses.replace(views[0][1], drop=(), rotation=0.0, shift=(0.0, 0.0), scale=1.0,
@@ -275,7 +275,6 @@ def test_front_and_back_differ_in_the_torso():
             for o in (0.0, 180.0)}
     box = _torso_box(synthetic.view_keypoints(identity, dataclasses.replace(view, orientation=0.0), h, w))
     front_back.append(np.abs(imgs[0.0][box] - imgs[180.0][box]).mean())
-    # Another identity's front vs this front: a reference for "different".
     assert imgs[0.0][box].size > 3 * 10 * 10
   assert min(front_back) > 15, np.round(front_back)
   assert np.median(front_back) > 40, np.round(front_back)

@@ -7,7 +7,7 @@ writes
 
     DIR/train/0001_c3s1_000117_00.png ...      ids 1..N
     DIR/test/0201_c1s1_000142_00.png ...       ids N+1..N+M (disjoint from train)
-    DIR/market-annotation-{train,test}.csv     name:keypoints_y:keypoints_x (JSON lists of 18 ints, -1 missing)
+    DIR/market-annotation-{train,test}.csv     name:keypoints_y:keypoints_x (JSON lists of 18 ints, -1 = none)
     DIR/market-pairs-{train,test}.csv          from,to (a few pairs of the same identity)
     DIR/README.txt, DIR/info.json              generation parameters; info.json is written last
 
