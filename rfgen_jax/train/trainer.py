@@ -6,6 +6,7 @@ latest checkpoint of `workdir`, and evaluates at the end when `train.eval_at_end
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
 import time
@@ -14,6 +15,7 @@ import jax
 import numpy as np
 from absl import logging
 from clu import metric_writers, periodic_actions
+from jax.experimental import multihost_utils
 
 from rfgen_jax import config_utils, data, models, visualize
 from rfgen_jax.nets import vgg19
@@ -95,20 +97,34 @@ class Trainer:
                          discriminator=self.discriminator, vgg=self.vgg)
     self.generate = jax.jit(
         lambda params, b: self.generator.apply({"params": params}, b["source_images"],
-                                               b["source_poses"], b["target_pose"])["image"])
+                                               b["source_poses"], b["target_pose"])["image"],
+        in_shardings=(self.replicated, self.batch_sharding), out_shardings=self.batch_sharding)
     self._sample_batch = None
 
   # -------------------------------------------------------------- samples
-  def write_samples(self, step: int) -> None:
+  def sample_batch(self) -> dict:
+    """A fixed per-host batch of test tuples showing distinct identities.
+
+    The test tuples are sorted by name, so one eval batch mostly holds one identity: take row 0 of each of
+    the first batches, then fill up with the first batch's other rows.
+    """
     if self._sample_batch is None:
-      self._sample_batch = next(iter(data.create_eval_batches(self.config, self.config.data.num_sources)))
-    batch = self._sample_batch
-    host = {k: v for k, v in batch.items() if k != "valid"}
-    generated = np.asarray(jax.device_get(self.generate(self.state.gen_params, host)))
-    grid = visualize.sample_grid(host, generated)
+      n = self.config.eval.batch_size // jax.process_count()
+      batches = list(itertools.islice(
+          iter(data.create_eval_batches(self.config, self.config.data.num_sources)), n))
+      rows = ([(b, 0) for b in batches] + [(batches[0], i) for i in range(1, n)])[:n]
+      self._sample_batch = {k: np.stack([b[k][i] for b, i in rows]) for k in batches[0] if k != "valid"}
+    return self._sample_batch
+
+  def write_samples(self, step: int) -> None:
+    """Writes sources | target pose | generated | ground truth for the sample batch (PNG + TensorBoard)."""
+    host = self.sample_batch()
+    generated = self.generate(self.state.gen_params, sharding.to_global_batch(host, self.mesh))
+    generated = np.asarray(multihost_utils.process_allgather(generated, tiled=True))
     if jax.process_index() == 0:
+      grid = visualize.sample_grid(host, generated[:host["target_image"].shape[0]])
       visualize.write_png(os.path.join(self.workdir, "samples", f"step_{step:07d}.png"), grid)
-    self.writer.write_images(step, {"samples": grid[None]})
+      self.writer.write_images(step, {"samples": grid[None]})
 
   # -------------------------------------------------------------- loop
   def run(self) -> None:
