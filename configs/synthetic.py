@@ -28,11 +28,15 @@ def get_config(arg=None):
   c.losses.perceptual_layers = ("relu1_1", "relu2_1", "relu3_1")
   c.losses.style_layers = ("relu2_2",)
   c.train.batch_size = 8
-  c.train.flow_warmup_steps = 300
-  c.train.total_steps = 1500
+  # A CPU budget of ~15 minutes allows ~2,400 steps; at the paper's lr (1e-4) the generator is still noise
+  # after 1,200 end-to-end steps, at 1e-3 people appear (measured: SSIM 0.21 -> 0.28 at step 1,500).
+  c.train.learning_rate = 1e-3
+  c.train.disc_learning_rate = 1e-4
+  c.train.flow_warmup_steps = 200
+  c.train.total_steps = 2400
   c.train.log_every_steps = 50
-  c.train.sample_every_steps = 500
-  c.checkpoint.every_steps = 500
+  c.train.sample_every_steps = 400
+  c.checkpoint.every_steps = 800
   c.eval.max_tuples = 200
   c.eval.mask_lpips = True
   if arg.tiny:
