@@ -34,6 +34,32 @@ def parse_arg(arg: str | None, **defaults):
   return result
 
 
+def shrink(c: ml_collections.ConfigDict, *, width: float, total_steps: int, warmup_steps: int,
+           log_every: int, max_tuples: int, eval_batch_size: int | None = None) -> None:
+  """The `runlocal` / `tiny` variants: a few steps of a narrow model that logs, samples and saves often."""
+  c.model.width = width
+  c.train.batch_size = 2
+  c.train.flow_warmup_steps = warmup_steps
+  c.train.total_steps = total_steps
+  c.train.log_every_steps = log_every
+  c.train.sample_every_steps = total_steps // 2
+  c.checkpoint.every_steps = total_steps // 2
+  c.data.num_workers = 0
+  c.eval.max_tuples = max_tuples
+  if eval_batch_size:
+    c.eval.batch_size = eval_batch_size
+
+
+def runlocal(c: ml_collections.ConfigDict) -> None:
+  """`configs/<name>.py:runlocal`: 20 steps at width 0.25 (10 of flow warm-up), 16 eval tuples."""
+  shrink(c, width=0.25, total_steps=20, warmup_steps=10, log_every=5, max_tuples=16)
+
+
+def tiny(c: ml_collections.ConfigDict) -> None:
+  """`:tiny` (tests): 4 steps at width 0.125 (2 of flow warm-up), 4 eval tuples in batches of 2."""
+  shrink(c, width=0.125, total_steps=4, warmup_steps=2, log_every=1, max_tuples=4, eval_batch_size=2)
+
+
 def get_base_config() -> ml_collections.ConfigDict:
   """The full key set with paper defaults (Market-1501 sizes). Data set configs override parts."""
   c = ml_collections.ConfigDict()

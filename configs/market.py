@@ -12,13 +12,5 @@ def get_config(arg=None):
   c.losses.affine_kernel_sizes = (0, 3, 0)   # GFLA: 3x3 at H/4 for Market
   c.train.batch_size = 8
   if arg.runlocal:
-    c.model.width = 0.25
-    c.train.batch_size = 2
-    c.train.flow_warmup_steps = 10
-    c.train.total_steps = 20
-    c.train.log_every_steps = 5
-    c.train.sample_every_steps = 10
-    c.checkpoint.every_steps = 10
-    c.data.num_workers = 0
-    c.eval.max_tuples = 16
+    common.runlocal(c)
   return c

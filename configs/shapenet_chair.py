@@ -31,14 +31,6 @@ def get_config(arg=None):
   c.eval.mask_lpips = False
   if arg.runlocal:
     c.data.image_size = (64, 64)
-    c.model.width = 0.25
     c.model.disc_downsampling = 2
-    c.train.batch_size = 2
-    c.train.flow_warmup_steps = 10
-    c.train.total_steps = 20
-    c.train.log_every_steps = 5
-    c.train.sample_every_steps = 10
-    c.checkpoint.every_steps = 10
-    c.data.num_workers = 0
-    c.eval.max_tuples = 16
+    common.runlocal(c)
   return c

@@ -40,17 +40,9 @@ def get_config(arg=None):
   c.eval.max_tuples = 200
   c.eval.mask_lpips = True
   if arg.tiny:
+    common.tiny(c)
     c.data.image_size = (32, 32)
     c.data.synthetic_train_ids = 6
     c.data.synthetic_test_ids = 3
     c.data.synthetic_views_per_id = 4
-    c.model.width = 0.125
-    c.train.batch_size = 2
-    c.train.flow_warmup_steps = 2
-    c.train.total_steps = 4
-    c.train.log_every_steps = 1
-    c.train.sample_every_steps = 2
-    c.checkpoint.every_steps = 2
-    c.eval.max_tuples = 4
-    c.eval.batch_size = 2
   return c

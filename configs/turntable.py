@@ -42,17 +42,9 @@ def get_config(arg=None):
   c.eval.max_tuples = 200
   c.eval.mask_lpips = False
   if arg.tiny:
+    common.tiny(c)
     c.data.image_size = (32, 32)
     c.data.turntable_train_objects = 3
     c.data.turntable_test_objects = 2
-    c.model.width = 0.125
-    c.train.batch_size = 2
-    c.train.flow_warmup_steps = 2
-    c.train.total_steps = 4
-    c.train.log_every_steps = 1
-    c.train.sample_every_steps = 2
-    c.checkpoint.every_steps = 2
     c.data.num_test_tuples = 0
-    c.eval.max_tuples = 4
-    c.eval.batch_size = 2
   return c
