@@ -95,23 +95,29 @@ def identity_of(name: str, rule: str) -> str:
   raise ValueError(f"Unknown identity rule {rule!r}.")
 
 
-def _parse_list(text: str, path: str, lineno: int, column: str, num_keypoints: int) -> list[float]:
+def _parse_list(text: str, path: str, lineno: int, column: str, num_keypoints: int,
+                unit: str) -> list[float]:
   try:
     values = json.loads(text)
   except json.JSONDecodeError as e:
     raise ValueError(f"{path}, line {lineno}: column {column} is not a JSON list ({e}): {text[:80]!r}") from e
   if not isinstance(values, list) or len(values) != num_keypoints:
     got = len(values) if isinstance(values, list) else type(values).__name__
-    raise ValueError(f"{path}, line {lineno}: expected {num_keypoints} values in column {column}, got {got}.")
+    raise ValueError(f"{path}, line {lineno}: expected {num_keypoints} {unit} in column {column}, got {got}.")
   return values
 
 
-def read_annotations(path: str, num_keypoints: int = NUM_KEYPOINTS) -> dict[str, np.ndarray]:
-  """Reads a `name:keypoints_y:keypoints_x` annotation CSV.
+def read_annotations(path: str, num_keypoints: int = NUM_KEYPOINTS,
+                     columns: tuple[str, str] = ("keypoints_y", "keypoints_x"), unit: str = "values",
+                     what: str = "Annotation file") -> dict[str, np.ndarray]:
+  """Reads a `name:keypoints_y:keypoints_x` annotation CSV (or the same format with other columns).
 
   Args:
     path: the CSV file.
     num_keypoints: keypoints per row (18).
+    columns: names of the y and x columns (error messages; e.g. landmarks_y, landmarks_x).
+    unit: what the values are called in error messages.
+    what: what the file is called in the not-found error.
 
   Returns:
     {file name: (num_keypoints, 2) float32 array of (y, x) pixels, -1 where missing}, in file order.
@@ -120,7 +126,7 @@ def read_annotations(path: str, num_keypoints: int = NUM_KEYPOINTS) -> dict[str,
     FileNotFoundError naming the file; ValueError naming the file and line for a malformed row.
   """
   if not os.path.isfile(path):
-    raise FileNotFoundError(f"Annotation file not found: {path}")
+    raise FileNotFoundError(f"{what} not found: {path}")
   result: dict[str, np.ndarray] = {}
   with open(path) as f:
     for lineno, line in enumerate(f, start=1):
@@ -132,10 +138,10 @@ def read_annotations(path: str, num_keypoints: int = NUM_KEYPOINTS) -> dict[str,
         continue
       if len(parts) != 3:
         raise ValueError(f"{path}, line {lineno}: expected 3 ':'-separated columns "
-                         f"(name:keypoints_y:keypoints_x), got {len(parts)}.")
+                         f"(name:{columns[0]}:{columns[1]}), got {len(parts)}.")
       name = parts[0].strip()
-      ys = _parse_list(parts[1], path, lineno, "keypoints_y", num_keypoints)
-      xs = _parse_list(parts[2], path, lineno, "keypoints_x", num_keypoints)
+      ys = _parse_list(parts[1], path, lineno, columns[0], num_keypoints, unit)
+      xs = _parse_list(parts[2], path, lineno, columns[1], num_keypoints, unit)
       kp = np.stack([np.asarray(ys, np.float32), np.asarray(xs, np.float32)], axis=-1)
       kp[(kp < 0).any(axis=-1)] = -1.0
       result[name] = kp

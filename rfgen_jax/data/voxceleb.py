@@ -33,6 +33,8 @@ from typing import Sequence
 from absl import logging
 import numpy as np
 
+from rfgen_jax.data import annotations
+
 NUM_LANDMARKS = 68
 LANDMARKS_FILE = "landmarks.csv"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
@@ -56,39 +58,13 @@ class FaceRecord:
   landmarks: np.ndarray
 
 
-def _parse_list(text: str, path: str, lineno: int, column: str, num: int) -> list[float]:
-  try:
-    values = json.loads(text)
-  except json.JSONDecodeError as e:
-    raise ValueError(f"{path}, line {lineno}: column {column} is not a JSON list ({e}).") from e
-  if not isinstance(values, list) or len(values) != num:
-    got = len(values) if isinstance(values, list) else type(values).__name__
-    raise ValueError(f"{path}, line {lineno}: expected {num} landmarks in column {column}, got {got}.")
-  return values
-
-
 def read_landmarks_csv(path: str, num_landmarks: int = NUM_LANDMARKS) -> dict[str, np.ndarray]:
-  """{frame file name: (num_landmarks, 2) float32 (y, x), -1 missing}, in file order."""
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f"Landmark file not found: {path}")
-  out: dict[str, np.ndarray] = {}
-  with open(path) as f:
-    for lineno, line in enumerate(f, start=1):
-      line = line.strip()
-      if not line:
-        continue
-      parts = line.split(":")
-      if lineno == 1 and parts[0].strip() == "name":
-        continue
-      if len(parts) != 3:
-        raise ValueError(f"{path}, line {lineno}: expected 3 ':'-separated columns "
-                         f"(name:landmarks_y:landmarks_x), got {len(parts)}.")
-      ys = _parse_list(parts[1], path, lineno, "landmarks_y", num_landmarks)
-      xs = _parse_list(parts[2], path, lineno, "landmarks_x", num_landmarks)
-      lm = np.stack([np.asarray(ys, np.float32), np.asarray(xs, np.float32)], -1)
-      lm[(lm < 0).any(-1)] = -1.0
-      out[parts[0].strip()] = lm
-  return out
+  """{frame file name: (num_landmarks, 2) float32 (y, x), -1 missing}, in file order.
+
+  The format of the PATN annotation CSVs with landmark columns; errors name the file and line.
+  """
+  return annotations.read_annotations(path, num_landmarks, columns=("landmarks_y", "landmarks_x"),
+                                      unit="landmarks", what="Landmark file")
 
 
 def write_landmarks_csv(path: str, names: Sequence[str], landmarks: np.ndarray, xy: bool = False) -> None:
