@@ -75,7 +75,7 @@ def load_generator(config, workdir: str, step: int | None = None):
   return generator, params
 
 
-def restore_generator(config, workdir: str, step: int | None = None):
+def restore_generator(config, workdir: str, step: int | None = None, sharding=None):
   """Restores the generator of a training run.
 
   Only `gen_params` is read (an Orbax partial restore of the `state` item): the discriminator and the
@@ -86,6 +86,7 @@ def restore_generator(config, workdir: str, step: int | None = None):
       checkpoint's; others such as `model.dtype` may differ).
     workdir: the run's folder (holding `checkpoints/`).
     step: the checkpoint step; None or negative = the latest.
+    sharding: where the params go (e.g. replicated over a mesh); default: the first local device.
 
   Returns:
     (generator module, params, step): `generator.apply({"params": params}, source_images, source_poses,
@@ -111,7 +112,7 @@ def restore_generator(config, workdir: str, step: int | None = None):
 
   generator = models.build_generator(config)
   abstract = abstract_gen_params(config, generator)
-  sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  sharding = sharding or jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   item = {"gen_params": jax.tree.map(
       lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), abstract)}
   restore_args = jax.tree.map(lambda a: ocp.ArrayRestoreArgs(sharding=sharding), item)

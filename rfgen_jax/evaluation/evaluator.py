@@ -23,46 +23,16 @@ import numpy as np
 from absl import logging
 from jax.experimental import multihost_utils
 
-from rfgen_jax import config_utils, data, models, visualize
+from rfgen_jax import config_utils, data, inference, models, visualize
+from rfgen_jax.inference import NoCheckpointError  # pylint: disable=unused-import (re-exported)
 from rfgen_jax.data import tuples as tuples_lib
 from rfgen_jax.evaluation import masks, metrics
-from rfgen_jax.train import checkpointing, sharding, state as state_lib
+from rfgen_jax.train import sharding
 
 # Column order of table.md: (key in results, header, lower is better).
 COLUMNS = (("fid", "FID", True), ("lpips", "LPIPS", True), ("mask_lpips", "Mask-LPIPS", True),
            ("ssim", "SSIM", False), ("psnr", "PSNR", False), ("l1", "L1", True),
            ("ssim_person", "SSIM (person)", False), ("l1_person", "L1 (person)", True))
-
-
-class NoCheckpointError(FileNotFoundError):
-  """The workdir holds no checkpoint to evaluate."""
-
-
-def restore_generator_params(config, workdir: str, mesh, step: int | None = None):
-  """Restores the generator parameters of `workdir` (latest step, or `step`), replicated on `mesh`.
-
-  Returns:
-    (gen_params, step).
-  """
-  ckpt = checkpointing.Checkpointer(workdir, config, read_only=True)
-  try:
-    available = ckpt.all_steps()
-    if not available:
-      raise NoCheckpointError(
-          f"No checkpoint in {ckpt.directory}: train first with `python -m rfgen_jax.main "
-          f"--config=<config> --workdir={workdir}`, or point --workdir at a run that has one.")
-    if step is None or step < 0:
-      step = max(available)
-    if step not in available:
-      raise NoCheckpointError(f"--config.eval.step={step} is not in {ckpt.directory}; available: {available}.")
-    gen, disc = models.build_generator(config), models.build_discriminator(config)
-    abstract = jax.eval_shape(lambda r: state_lib.init_state(config, r, gen, disc), jax.random.PRNGKey(0))
-    target = checkpointing.abstract_with_sharding(
-        abstract, jax.tree.map(lambda _: sharding.replicated(mesh), abstract))
-    state = ckpt.restore(step, target, config)
-    return state.gen_params, step
-  finally:
-    ckpt.close()
 
 
 def _cache_dir(config) -> str:
@@ -120,7 +90,7 @@ def evaluate(config, workdir: str) -> dict:
   config_utils.validate_config(config, num_devices=jax.device_count())
   mesh = sharding.make_mesh(config.train.mesh_shape)
   rep, batch_sharding = sharding.replicated(mesh), sharding.data_sharded(mesh)
-  gen_params, step = restore_generator_params(config, workdir, mesh, config.eval.step)
+  _, gen_params, step = inference.restore_generator(config, workdir, config.eval.step, sharding=rep)
   out_dir = os.path.join(workdir, "eval")
   if jax.process_index() == 0:
     os.makedirs(out_dir, exist_ok=True)
