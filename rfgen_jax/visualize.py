@@ -12,6 +12,12 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
   return np.clip(np.round((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
+def hstack_with_separator(cells, width: int = 2) -> np.ndarray:
+  """Concatenates (H, w_i, 3) uint8 cells left to right with white `width`-pixel separators."""
+  sep = np.full((cells[0].shape[0], width, 3), 255, np.uint8)
+  return np.concatenate([c for cell in cells for c in (cell, sep)][:-1], axis=1)
+
+
 def pose_to_rgb(pose: np.ndarray) -> np.ndarray:
   """(..., H, W, P) pose maps -> (..., H, W, 3) uint8: each channel in its own hue, max over channels."""
   pose = np.asarray(pose, np.float32)

@@ -17,17 +17,14 @@ from ml_collections import config_flags
 import numpy as np
 from PIL import Image
 
+from rfgen_jax.visualize import hstack_with_separator, to_uint8
+
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=False)
 _OUT = flags.DEFINE_string("out", "contact_sheet.png", "Output PNG.")
 _NUM = flags.DEFINE_integer("num", 4, "Number of tuples (rows).")
 _SPLIT = flags.DEFINE_enum("split", "train", ["train", "test"],
                            "train: random tuples with augmentation; test: the fixed evaluation tuples.")
 _SCALE = flags.DEFINE_integer("scale", 2, "Integer upscaling of every cell (nearest).")
-
-
-def to_uint8(image: np.ndarray) -> np.ndarray:
-  """(..., 3) float in [-1, 1] -> uint8."""
-  return np.clip(np.round((image + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
 def tuple_row(batch: dict, i: int, draw_skeleton) -> np.ndarray:
@@ -38,8 +35,7 @@ def tuple_row(batch: dict, i: int, draw_skeleton) -> np.ndarray:
   cells.append(draw_skeleton(to_uint8(batch["target_image"][i]), batch["target_keypoints"][i]))
   pose = batch["target_pose"][i].max(axis=-1)
   cells.append(np.repeat((np.clip(pose, 0, 1) * 255).astype(np.uint8)[..., None], 3, axis=-1))
-  sep = np.full((cells[0].shape[0], 2, 3), 255, np.uint8)
-  return np.concatenate([c for cell in cells for c in (cell, sep)][:-1], axis=1)
+  return hstack_with_separator(cells, 2)
 
 
 def make_sheet(config, num: int, split: str = "train", scale: int = 2) -> np.ndarray:

@@ -41,6 +41,7 @@ from PIL import Image
 
 from rfgen_jax import config_utils
 from rfgen_jax import inference
+from rfgen_jax import visualize
 from rfgen_jax.data import annotations
 
 
@@ -227,16 +228,12 @@ def make_grid(inputs: dict, generated: np.ndarray, min_height: int = 256) -> np.
   def up(image_uint8):
     return np.repeat(np.repeat(image_uint8, factor, axis=0), factor, axis=1)
 
-  def to_uint8(x):
-    return np.clip(np.round((np.asarray(x, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
-
-  cells = [draw_skeleton(up(to_uint8(img)), _scale_keypoints(kp, factor))
+  cells = [draw_skeleton(up(visualize.to_uint8(img)), _scale_keypoints(kp, factor))
            for img, kp in zip(inputs["source_images"][0], inputs["source_keypoints"][0])]
   cells.append(draw_skeleton(up(np.zeros(generated.shape, np.uint8)),
                                            _scale_keypoints(inputs["target_keypoints"][0], factor)))
-  cells.append(up(to_uint8(generated)))
-  sep = np.full((cells[0].shape[0], 4, 3), 255, np.uint8)
-  return np.concatenate([c for cell in cells for c in (cell, sep)][:-1], axis=1)
+  cells.append(up(visualize.to_uint8(generated)))
+  return visualize.hstack_with_separator(cells, 4)
 
 
 def grid_path(out: str) -> str:
