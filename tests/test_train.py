@@ -6,13 +6,11 @@ import sys
 import textwrap
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from rfgen_jax import config_utils, models
 from rfgen_jax.nets import vgg19
-from rfgen_jax.train import sharding, state as state_lib, steps
+from rfgen_jax.train import state as state_lib, steps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

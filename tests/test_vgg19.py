@@ -1,7 +1,6 @@
 """VGG19: conversion from a torch twin of torchvision's `vgg19().features`, taps, loading and errors."""
 import functools
 import logging
-import os
 
 import jax
 import jax.numpy as jnp

@@ -45,7 +45,6 @@ import json
 import math
 import os
 import re
-import shutil
 import sys
 import time
 from typing import Dict, List, Optional, Sequence, Tuple

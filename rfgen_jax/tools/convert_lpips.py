@@ -21,7 +21,7 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from rfgen_jax.tools.convert_inception import read_state_dict
+from rfgen_jax.tools.state_dicts import read_state_dict
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

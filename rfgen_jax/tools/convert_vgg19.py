@@ -22,6 +22,7 @@ from typing import Dict, Mapping, Optional, Sequence
 import numpy as np
 
 from rfgen_jax.nets import vgg19
+from rfgen_jax.tools.state_dicts import read_state_dict
 
 
 def convert_state_dict(state_dict: Mapping[str, np.ndarray]) -> Dict[str, Dict[str, np.ndarray]]:
@@ -55,24 +56,6 @@ def convert_state_dict(state_dict: Mapping[str, np.ndarray]) -> Dict[str, Dict[s
     params[name] = {"kernel": np.ascontiguousarray(weight.transpose(2, 3, 1, 0), dtype=np.float32),
                     "bias": bias.astype(np.float32)}
   return params
-
-
-def read_state_dict(path: str) -> Dict[str, np.ndarray]:
-  """Reads a PyTorch state dict (.pth/.pt, needs torch) or an .npz of one, as name -> numpy array."""
-  if path.endswith(".npz"):
-    with np.load(path) as data:
-      return {k: data[k] for k in data.files}
-  try:
-    import torch  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    raise ImportError(
-        f"Reading {path} needs PyTorch, for this conversion only (`pip install torch --index-url "
-        "https://download.pytorch.org/whl/cpu`); or save the state dict as an .npz of numpy arrays "
-        "and pass that instead.") from e
-  state = torch.load(path, map_location="cpu", weights_only=True)
-  if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-    state = state["state_dict"]
-  return {k: v.detach().cpu().numpy() for k, v in state.items() if hasattr(v, "detach")}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
