@@ -13,22 +13,12 @@ def get_config(arg=None):
   c = common.get_base_config()
   c.data.name = "kitti"
   c.data.root = "data/m2n/kitti"
-  c.data.image_size = (256, 256)
   shapenet_chair.add_camera_keys(c, "vector")
   c.data.m2n_kind = "kitti"
   c.data.pose_dim = 6
   c.data.pose_channels = 6
   c.data.pose_normalisation = "standardize"
   c.data.source_window = 10              # M2N's scene_loader bound
-  c.data.num_sources = 2
-  c.model.disc_downsampling = 4
   c.model.warp_padding = "border"        # scenes continue past the frame edge
-  c.losses.affine_kernel_sizes = (3, 5, 0)
-  c.train.batch_size = 5
-  c.eval.num_sources = (2, 4)
-  c.eval.mask_lpips = False
-  if arg.runlocal:
-    c.data.image_size = (64, 64)
-    c.model.disc_downsampling = 2
-    common.runlocal(c)
+  common.novel_view_settings(c, arg.runlocal)
   return c

@@ -19,18 +19,8 @@ def get_config(arg=None):
   c = common.get_base_config()
   c.data.name = "shapenet_chair"
   c.data.root = "data/m2n/shapenet"
-  c.data.image_size = (256, 256)
   add_camera_keys(c, "one_hot_view")
   c.data.m2n_kind = "chair"
   c.data.pose_channels = 36 + 3          # num_azimuths + num_elevations
-  c.data.num_sources = 2
-  c.model.disc_downsampling = 4
-  c.losses.affine_kernel_sizes = (3, 5, 0)   # GFLA's 256-high setting (DeepFashion)
-  c.train.batch_size = 5
-  c.eval.num_sources = (2, 4)
-  c.eval.mask_lpips = False
-  if arg.runlocal:
-    c.data.image_size = (64, 64)
-    c.model.disc_downsampling = 2
-    common.runlocal(c)
+  common.novel_view_settings(c, arg.runlocal)
   return c

@@ -11,20 +11,10 @@ def get_config(arg=None):
   c = common.get_base_config()
   c.data.name = "voxceleb2"
   c.data.root = "data/voxceleb2"
-  c.data.image_size = (256, 256)
   c.data.pose_kind = "landmarks"
   c.data.num_landmarks = 68
   c.data.pose_channels = 68
   c.data.heatmap_sigma = 1.5             # pixels at a 128-high image: 3 px at 256 (landmarks lie close)
   c.data.augment = True                  # the same affine moves a frame and its landmarks
-  c.data.num_sources = 2
-  c.model.disc_downsampling = 4
-  c.losses.affine_kernel_sizes = (3, 5, 0)
-  c.train.batch_size = 5
-  c.eval.num_sources = (2, 4)
-  c.eval.mask_lpips = False
-  if arg.runlocal:
-    c.data.image_size = (64, 64)
-    c.model.disc_downsampling = 2
-    common.runlocal(c)
+  common.novel_view_settings(c, arg.runlocal)
   return c
