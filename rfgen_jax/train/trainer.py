@@ -183,6 +183,11 @@ class Trainer:
   def close(self) -> None:
     self.checkpointer.close()
     self.writer.close()
+    # Stop grain's worker processes now rather than in interpreter-exit finalizers (which, after a
+    # restored iterator state restarted them, report closed queue handles).
+    close_iterator = getattr(self.train_iter, "close", None)
+    if close_iterator is not None:
+      close_iterator()
 
 
 def train_and_evaluate(config, workdir: str) -> None:
