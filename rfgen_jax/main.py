@@ -6,6 +6,7 @@ an error, not a silent no-op.
 from __future__ import annotations
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -62,5 +63,17 @@ def main(argv):
     evaluator.evaluate(config, FLAGS.workdir)
 
 
+def parse_flags(argv):
+  """absl flag parsing that turns a mistyped `--config.KEY` into one clear line instead of a traceback."""
+  try:
+    return app.parse_flags_with_usage(argv)
+  except (AttributeError, KeyError) as e:   # raised by the locked ConfigDict for an unknown key
+    message = str(e).strip("'\"").replace("\\n", " ").replace("\\'", "'").replace("\n", " ")
+    overrides = [a for a in argv[1:] if a.startswith("--config.")]
+    sys.stderr.write(f"{argv[0]}: unknown config key ({message}) in {' '.join(overrides)}. Every key "
+                     "is listed in configs/common.py and in config.json of a run.\n")
+    sys.exit(2)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)
