@@ -45,6 +45,8 @@ from typing import Iterator, Sequence
 from absl import logging
 import numpy as np
 
+from rfgen_jax.data import tuples as tuples_lib
+
 KINDS_HELP = "'chair', 'car', 'turntable' (objects) or 'kitti'"
 OBJECT_POSE_DIM = 2
 KITTI_POSE_DIM = 6
@@ -351,23 +353,14 @@ def make_test_tuples(sampler: ViewSampler, targets: Sequence[int], num_sources: 
   Returns:
     (T, K + 1) int64 pool indices: sources..., target.
   """
-  targets = np.asarray(targets, np.int64)
-  if num_tuples > 0:
-    order = np.random.default_rng([seed, 0x7A]).permutation(len(targets))
-    targets = targets[order[np.arange(num_tuples) % len(targets)]]
-  rows = np.empty((len(targets), num_sources + 1), np.int64)
-  for i, target in enumerate(targets):
-    others = sampler.others(int(target))
+  def candidates(target, rng):
+    others = sampler.others(target)
     if not len(others):
-      r = sampler.pool[int(target)]
+      r = sampler.pool[target]
       raise ValueError(f"No source candidates for {r.name!r} in {r.path}.")
-    perm = np.random.default_rng([seed, i]).permutation(others)
-    if len(perm) < num_sources:
-      extra = np.random.default_rng([seed, i, 1]).integers(0, len(others), size=num_sources)
-      perm = np.concatenate([perm, others[extra]])
-    rows[i, :num_sources] = perm[:num_sources]
-    rows[i, num_sources] = target
-  return rows
+    return rng.permutation(others)
+
+  return tuples_lib.seeded_test_tuples(targets, candidates, num_sources, seed, num_tuples)
 
 
 def read_m2n_tuple_list(path: str) -> list[tuple[str, ...]]:

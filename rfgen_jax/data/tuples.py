@@ -69,19 +69,36 @@ def make_test_tuples(identities: Sequence[str], num_sources: int, seed: int,
     (T, K + 1) int64: columns 0..K-1 are the sources, column K the target.
   """
   sampler = TupleSampler(identities)
-  n = sampler.num_images
+  return seeded_test_tuples(np.arange(sampler.num_images), lambda t, rng: rng.permutation(sampler.others(t)),
+                            num_sources, seed, num_tuples)
+
+
+def seeded_test_tuples(targets, candidates, num_sources: int, seed: int, num_tuples: int = 0) -> np.ndarray:
+  """The fixed-tuple rule every data kind shares: seeded per tuple, nested in K.
+
+  Args:
+    targets: (N,) indices of the possible targets, in order.
+    candidates: `candidates(target, rng) -> (M,) indices`, the target's possible sources in the order they
+      are taken (drawn with `rng`, seeded by (seed, tuple index)); may raise for a target without any.
+    num_sources: K.
+    seed: `config.data.test_tuples_seed`.
+    num_tuples: 0 = one tuple per target in order; > 0 = that many, targets a seeded permutation (cycled).
+
+  Returns:
+    (T, K + 1) int64: columns 0..K-1 are the sources, column K the target. With fewer than K candidates
+    the rest are seeded draws with replacement among them; the sources for K are a prefix of those for
+    K + 1.
+  """
+  targets = np.asarray(targets, np.int64)
   if num_tuples > 0:
-    order = np.random.default_rng([seed, 0x7A]).permutation(n)
-    targets = order[np.arange(num_tuples) % n]
-  else:
-    targets = np.arange(n)
+    order = np.random.default_rng([seed, 0x7A]).permutation(len(targets))
+    targets = targets[order[np.arange(num_tuples) % len(targets)]]
   rows = np.empty((len(targets), num_sources + 1), np.int64)
   for i, target in enumerate(targets):
-    others = sampler.others(int(target))
-    perm = np.random.default_rng([seed, i]).permutation(others)
+    perm = np.asarray(candidates(int(target), np.random.default_rng([seed, i])), np.int64)
     if len(perm) < num_sources:
-      extra = np.random.default_rng([seed, i, 1]).integers(0, len(others), size=num_sources)
-      perm = np.concatenate([perm, others[extra]])
+      extra = np.random.default_rng([seed, i, 1]).integers(0, len(perm), size=num_sources)
+      perm = np.concatenate([perm, perm[extra]])
     rows[i, :num_sources] = perm[:num_sources]
     rows[i, num_sources] = target
   return rows

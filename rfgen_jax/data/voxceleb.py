@@ -34,6 +34,7 @@ from absl import logging
 import numpy as np
 
 from rfgen_jax.data import annotations
+from rfgen_jax.data import tuples as tuples_lib
 
 NUM_LANDMARKS = 68
 LANDMARKS_FILE = "landmarks.csv"
@@ -167,20 +168,9 @@ def make_test_tuples(sampler: FaceSourceSampler, num_sources: int, seed: int, nu
   there are fewer than K. num_tuples: 0 = one per frame in index order; > 0 = that many, targets a
   seeded permutation (cycled).
   """
-  n = sampler.num_images
-  if num_tuples > 0:
-    order = np.random.default_rng([seed, 0x7A]).permutation(n)
-    targets = order[np.arange(num_tuples) % n]
-  else:
-    targets = np.arange(n)
-  rows = np.empty((len(targets), num_sources + 1), np.int64)
-  for i, target in enumerate(targets):
-    rng = np.random.default_rng([seed, i])
-    other_videos, same_video = sampler.split_others(int(target))
-    perm = np.concatenate([rng.permutation(other_videos), rng.permutation(same_video)]).astype(np.int64)
-    if len(perm) < num_sources:
-      extra = np.random.default_rng([seed, i, 1]).integers(0, len(perm), size=num_sources)
-      perm = np.concatenate([perm, perm[extra]])
-    rows[i, :num_sources] = perm[:num_sources]
-    rows[i, num_sources] = target
-  return rows
+  def candidates(target, rng):
+    other_videos, same_video = sampler.split_others(target)
+    return np.concatenate([rng.permutation(other_videos), rng.permutation(same_video)])
+
+  return tuples_lib.seeded_test_tuples(np.arange(sampler.num_images), candidates, num_sources, seed,
+                                       num_tuples)
