@@ -162,19 +162,23 @@ class Trainer:
         done = step + 1
         for hook in hooks:
           hook(done)
-        if done % config.train.log_every_steps == 0 or done == total:
+        log_now = done % config.train.log_every_steps == 0 or done == total
+        save_now = done % config.checkpoint.every_steps == 0 or done == total
+        if log_now or save_now:   # these steps are checked now (a checkpoint never holds a NaN update)
           host = jax.device_get(metrics)
           check_finite(host, done, ckpt_dir, self.last_saved)
+          pending = None
+        if log_now:
           scalars = {k: float(v) for k, v in host.items()}
           scalars.update(learning_rates, stage=stage)
           self.writer.write_scalars(done, scalars)
         if done % config.train.sample_every_steps == 0 or done == total:
           self.write_samples(done)
-        if done % config.checkpoint.every_steps == 0 or done == total:
-          check_finite(jax.device_get(metrics), done, ckpt_dir, self.last_saved)
+        if save_now:
           self.checkpointer.save(done, self.state, self.train_iter, config)
           self.last_saved = done
-      check_finite(jax.device_get(pending[1]), pending[0], ckpt_dir, self.last_saved)
+      if pending is not None:
+        check_finite(jax.device_get(pending[1]), pending[0], ckpt_dir, self.last_saved)
     finally:
       self.checkpointer.wait()
       self.writer.flush()
