@@ -83,13 +83,14 @@ def get_base_config() -> ml_collections.ConfigDict:
 
   # ---------------------------------------------------------------- data
   c.data = ml_collections.ConfigDict()
-  c.data.name = "market"            # synthetic | market | deepfashion | shapenet_chair | kitti | turntable | voxceleb2
-  c.data.root = ""                  # the data set's folder (layouts: annotations.py, m2n.py, voxceleb.py)
+  c.data.name = "market"            # the registered data set (rfgen_jax/data/datasets/): synthetic | market |
+                                    # deepfashion | folder | shapenet_chair | shapenet_car | kitti | turntable |
+                                    # voxceleb2; it fixes the pose kind (keypoints | camera | landmarks)
+  c.data.root = ""                  # the data set's folder (its layout: the data set's module, docs/data.md)
   c.data.tfds_data_dir = ""         # where TFDS writes prepared array_record files; "" = $TFDS_DATA_DIR or
-                                    # ~/tensorflow_datasets (never inside data.root; see data/tfds_builders.py)
+                                    # ~/tensorflow_datasets (never inside data.root; datasets/people_tfds.py)
   c.data.image_size = (128, 64)     # (H, W)
   c.data.num_sources = 2            # K used for training
-  c.data.pose_kind = "keypoints"    # keypoints (PATN/GFLA layout) | camera (M2N HDF5) | landmarks (VoxCeleb2)
   c.data.num_keypoints = 18         # OpenPose/COCO order
   c.data.pose_channels = 18         # channels of a pose map (P)
   c.data.heatmap_sigma = 6.0        # pixels at a 128-high image; scaled with the image height
@@ -104,9 +105,8 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.data.skip_corrupt_images = False  # True: skip and count unreadable images instead of failing
   c.data.test_tuples_seed = 1234      # the fixed, seeded list of evaluation tuples
   c.data.num_test_tuples = 0          # 0 = one tuple per test image as target
-  # Camera poses (pose_kind "camera": M2N HDF5 files, rfgen_jax/data/m2n.py, camera_poses.py).
+  # Camera poses (the M2N data sets: rfgen_jax/data/datasets/m2n.py, rfgen_jax/data/poses/camera.py).
   c.data.camera_encoding = "one_hot_view"  # one_hot_view (ShapeNet, turntable) | vector (KITTI)
-  c.data.m2n_kind = "chair"           # data_{kind}.hdf5: chair | car | turntable | kitti
   c.data.num_azimuths = 36            # one_hot_view: azimuth bins (M2N: 10 degrees each)
   c.data.num_elevations = 3           # one_hot_view: elevation bins (M2N: 0, 10, 20 degrees)
   c.data.elevation_step = 10.0        # one_hot_view: degrees between elevation bins
@@ -118,9 +118,14 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.data.pose_scale = None            # vector/scale: one divisor per component
   c.data.source_window = 0            # sources within +-window views (KITTI frames: 10); 0 = any view
   c.data.source_pool = "split"        # split: sources from the target's split | file: the whole HDF5 (M2N)
-  # Facial landmarks (pose_kind "landmarks": the VoxCeleb2 layout of rfgen_jax/data/voxceleb.py).
+  # Facial landmarks (data set voxceleb2: rfgen_jax/data/datasets/voxceleb.py).
   c.data.num_landmarks = 68           # iBUG 300-W order
-  # The synthetic people (data.name "synthetic", rfgen_jax/data/synthetic.py), generated at data.root.
+  # Your own images (data.name "folder": rfgen_jax/data/datasets/image_folder.py, docs/own_dataset.md).
+  c.data.folder_annotation = "annotations-{split}.csv"  # keypoint CSV per split, relative to data.root
+  c.data.folder_identity = "prefix"   # prefix (file name up to the separator) | folder (first subfolder) |
+                                      # column (the CSV's 4th column 'identity')
+  c.data.folder_identity_separator = "_"
+  # The synthetic people (data.name "synthetic", rfgen_jax/data/synthetic/people.py), generated at data.root.
   c.data.synthetic_train_ids = 200
   c.data.synthetic_test_ids = 20
   c.data.synthetic_views_per_id = 8

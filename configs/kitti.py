@@ -1,7 +1,7 @@
 """KITTI odometry frames in M2N's HDF5 format at 256x256 (paper Table 2). `:runlocal` shrinks it.
 
 Data: `data_kitti.hdf5`, `id_train.txt`, `id_test.txt` from M2N (`datasets/kitti`); layout and source
-rules in `rfgen_jax/data/m2n.py`: sources are frames of the same drive within +-10 frames. Poses: M2N's
+rules in `rfgen_jax/data/datasets/m2n.py`: sources are frames of the same drive within +-10 frames. Poses: M2N's
 6-DoF vector, standardised with the training split's per-component mean and std, broadcast to H x W.
 """
 from configs import common
@@ -14,7 +14,6 @@ def get_config(arg=None):
   c.data.name = "kitti"
   c.data.root = "data/m2n/kitti"
   shapenet_chair.add_camera_keys(c, "vector")
-  c.data.m2n_kind = "kitti"
   c.data.pose_dim = 6
   c.data.pose_channels = 6
   c.data.pose_normalisation = "standardize"

@@ -1,6 +1,7 @@
 """The synthetic turntable (camera poses without a download), generated on first use; CPU-sized.
 
-`python -m rfgen_jax.data.turntable` writes it in M2N's object format (`rfgen_jax/data/turntable.py`);
+`python -m rfgen_jax.data.synthetic.turntable` writes it in M2N's object format
+(`rfgen_jax/data/synthetic/turntable.py`);
 `ensure_dataset` generates it at `data.root` when absent (about 30 s at 64x64). Poses: one-hot azimuth
 (36) + elevation (3), as ShapeNet chairs; sources: other azimuths of the object at the target's elevation.
 The step counts are chosen so that `python -m rfgen_jax.main --config=configs/turntable.py --workdir=DIR`
@@ -18,7 +19,6 @@ def get_config(arg=None):
   c.data.root = "data/turntable"          # generated here if absent
   c.data.image_size = (64, 64)
   shapenet_chair.add_camera_keys(c, "one_hot_view")
-  c.data.m2n_kind = "turntable"
   c.data.pose_channels = 36 + 3          # num_azimuths + num_elevations
   c.data.turntable_train_objects = 24
   c.data.turntable_test_objects = 6

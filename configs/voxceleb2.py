@@ -1,6 +1,6 @@
 """VoxCeleb2 faces with 68 landmarks at 256x256 (paper Table 3). `:runlocal` shrinks it for a laptop.
 
-Data: extracted frames and per-video `landmarks.csv` files (layout in `rfgen_jax/data/voxceleb.py`).
+Data: extracted frames and per-video `landmarks.csv` files (layout in `rfgen_jax/data/datasets/voxceleb.py`).
 Poses: 68 Gaussian landmark heatmaps; sources: other frames of the identity, other videos first.
 """
 from configs import common
@@ -11,7 +11,6 @@ def get_config(arg=None):
   c = common.get_base_config()
   c.data.name = "voxceleb2"
   c.data.root = "data/voxceleb2"
-  c.data.pose_kind = "landmarks"
   c.data.num_landmarks = 68
   c.data.pose_channels = 68
   c.data.heatmap_sigma = 1.5             # pixels at a 128-high image: 3 px at 256 (landmarks lie close)

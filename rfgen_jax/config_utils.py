@@ -115,16 +115,16 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int | None =
 
 
 def _validate_pose(config: ml_collections.ConfigDict) -> None:
-  """data.pose_kind / camera_encoding are known and data.pose_channels matches the pose encoder's P."""
-  from rfgen_jax.data import camera_poses  # pylint: disable=g-import-not-at-top  (keeps this module light)
+  """data.name is a registered data set and data.pose_channels matches its pose encoder's P."""
+  from rfgen_jax.data import datasets  # pylint: disable=g-import-not-at-top  (keeps this module light)
+  from rfgen_jax.data import poses  # pylint: disable=g-import-not-at-top
   d = config.data
-  if d.pose_kind not in ("keypoints", "camera", "landmarks"):
-    raise ValueError(f"--config.data.pose_kind={d.pose_kind!r}; accepted: 'keypoints', 'camera', 'landmarks'.")
-  expected = camera_poses.pose_channels_for(config)
+  kind = datasets.get(d.name).pose_kind          # ValueError naming --config.data.name when unknown
+  expected = poses.pose_channels(config)
   if d.pose_channels != expected:
     raise ValueError(
-        f"--config.data.pose_channels={d.pose_channels} but the {d.pose_kind!r} pose encoder gives "
-        f"{expected} channels (from data.num_keypoints / num_landmarks / num_azimuths + num_elevations / "
-        f"pose_dim); set --config.data.pose_channels={expected}.")
-  if d.pose_kind == "camera" and d.source_pool not in ("split", "file"):
+        f"--config.data.pose_channels={d.pose_channels} but the {kind!r} pose encoder of data set "
+        f"{d.name!r} gives {expected} channels (from data.num_keypoints / num_landmarks / num_azimuths + "
+        f"num_elevations / pose_dim); set --config.data.pose_channels={expected}.")
+  if kind == "camera" and d.source_pool not in ("split", "file"):
     raise ValueError(f"--config.data.source_pool={d.source_pool!r}; accepted: 'split', 'file'.")

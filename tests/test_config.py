@@ -51,8 +51,8 @@ def test_pose_channels_must_match_the_encoder():
   with pytest.raises(ValueError, match=r"--config.data.pose_channels=39 .*set --config.data.pose_channels=40"):
     config_utils.validate_config(config)
   config = config_utils.load_config(os.path.join(ROOT, "configs/voxceleb2.py"))
-  config.data.pose_kind = "depth"
-  with pytest.raises(ValueError, match="data.pose_kind='depth'"):
+  config.data.name = "depth"
+  with pytest.raises(ValueError, match="data.name='depth'"):
     config_utils.validate_config(config)
 
 

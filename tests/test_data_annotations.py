@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 
 from rfgen_jax.data import annotations
+from rfgen_jax.data.datasets import deepfashion
+from rfgen_jax.data.datasets import market
 from tests.data_fixtures import write_market_fixture
 
 
@@ -17,7 +19,7 @@ def market_root(tmp_path_factory):
 @pytest.mark.parametrize("split", ["train", "test"])
 def test_market_grouping_and_filtering(market_root, split):
   root, expected = market_root
-  records = annotations.load_split(root, "market", split)
+  records = annotations.load_split(root, market.LAYOUT, split)
   assert {r.name: r.identity for r in records} == expected[split]
   assert [r.name for r in records] == sorted(r.name for r in records)
   for r in records:
@@ -40,13 +42,13 @@ def test_keypoints_read_as_y_x(market_root):
 
 
 def test_identity_rules():
-  assert annotations.identity_of("0002_c1s1_000451_03.jpg", "market") == "0002"
-  assert annotations.identity_of("-1_c1s1_000451_03.jpg", "market") == "-1"
-  assert annotations.identity_of("fashionMENDenimid0000008001_1front.jpg", "deepfashion") == "MENDenimid00000080"
-  assert annotations.identity_of("fasionWOMENBlouses_Shirtsid0000035706_7additional.jpg",
-                                 "deepfashion") == "WOMENBlouses_Shirtsid00000357"
+  assert market.identity("0002_c1s1_000451_03.jpg") == "0002"
+  assert market.identity("-1_c1s1_000451_03.jpg") == "-1"
+  assert deepfashion.identity("fashionMENDenimid0000008001_1front.jpg") == "MENDenimid00000080"
+  assert deepfashion.identity("fasionWOMENBlouses_Shirtsid0000035706_7additional.jpg") == \
+      "WOMENBlouses_Shirtsid00000357"
   with pytest.raises(ValueError, match="fasionMENnothing.jpg"):
-    annotations.identity_of("fasionMENnothing.jpg", "deepfashion")
+    deepfashion.identity("fasionMENnothing.jpg")
 
 
 def test_deepfashion_layout(tmp_path):
@@ -60,13 +62,13 @@ def test_deepfashion_layout(tmp_path):
     Image.new("RGB", (8, 16)).save(tmp_path / "train" / n)
     rows.append(f"{n}: {kp}: {kp}")
   (tmp_path / "fasion-annotation-train.csv").write_text("\n".join(rows) + "\n")
-  records = annotations.load_split(str(tmp_path), "deepfashion", "train")
+  records = annotations.load_split(str(tmp_path), deepfashion.LAYOUT, "train")
   assert [r.identity for r in records] == ["MENDenimid00000080"] * 3   # the lonely dress is dropped
 
 
 def test_missing_csv_names_the_file(tmp_path):
   with pytest.raises(FileNotFoundError, match="market-annotation-train.csv"):
-    annotations.load_split(str(tmp_path), "market", "train")
+    annotations.load_split(str(tmp_path), market.LAYOUT, "train")
 
 
 def test_wrong_keypoint_count_names_file_and_line(tmp_path):
@@ -87,13 +89,24 @@ def test_missing_image_names_the_file(market_root, tmp_path):
   victim = sorted(os.listdir(copy / "test"))[0]
   os.remove(copy / "test" / victim)
   with pytest.raises(FileNotFoundError, match=victim):
-    annotations.load_split(str(copy), "market", "test")
-  kept = annotations.load_split(str(copy), "market", "test", skip_missing_images=True)
+    annotations.load_split(str(copy), market.LAYOUT, "test")
+  kept = annotations.load_split(str(copy), market.LAYOUT, "test", skip_missing_images=True)
   assert victim not in [r.name for r in kept]
 
 
-def test_pairs_reader(market_root):
-  root, expected = market_root
-  pairs = annotations.read_pairs(os.path.join(root, "market-pairs-test.csv"))
-  names = sorted(expected["test"])
-  assert pairs[0] == (names[0], names[1])
+def test_identity_column(tmp_path):
+  """A fourth CSV column `identity` gives the identities when the layout has no rule."""
+  from PIL import Image
+  os.makedirs(tmp_path / "train")
+  kp = "[" + ",".join(["10"] * 18) + "]"
+  rows = ["name:keypoints_y:keypoints_x:identity"]
+  for n, ident in (("a.png", "p1"), ("b.png", "p1"), ("c.png", "p2")):
+    Image.new("RGB", (8, 16)).save(tmp_path / "train" / n)
+    rows.append(f"{n}: {kp}: {kp}: {ident}")
+  (tmp_path / "ann-train.csv").write_text("\n".join(rows) + "\n")
+  records = annotations.load_split(str(tmp_path), annotations.Layout("mine", "ann-{split}.csv", None), "train")
+  assert [(r.name, r.identity) for r in records] == [("a.png", "p1"), ("b.png", "p1")]
+  with pytest.raises(ValueError, match="no 'identity' column"):
+    (tmp_path / "ann-train.csv").write_text("\n".join(["name:keypoints_y:keypoints_x"] +
+                                                       [r.rsplit(":", 1)[0] for r in rows[1:]]) + "\n")
+    annotations.load_split(str(tmp_path), annotations.Layout("mine", "ann-{split}.csv", None), "train")

@@ -9,7 +9,6 @@ from tests.data_fixtures import write_market_fixture
 
 
 def test_sheet_shape_and_content(tmp_path):
-  pytest.importorskip("rfgen_jax.data.keypoints")
   from rfgen_jax.data import contact_sheet
   write_market_fixture(str(tmp_path / "m"))
   config = market.get_config()

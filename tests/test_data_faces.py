@@ -5,8 +5,8 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from rfgen_jax.data import camera_poses
-from rfgen_jax.data import voxceleb
+from rfgen_jax.data import poses
+from rfgen_jax.data.datasets import voxceleb
 
 
 def _landmarks(seed, size=32):
@@ -108,7 +108,7 @@ def test_face_test_tuples(vox_root):
 
 
 def test_landmark_heatmaps():
-  enc = camera_poses.LandmarkHeatmapEncoder(68, sigma_at_128=1.5)
+  enc = poses.LandmarkHeatmapEncoder(68, sigma_at_128=1.5)
   assert enc.channels == 68 and enc.sigma(256) == 3.0
   lm = np.full((68, 2), -1, np.float32)
   lm[0] = (10, 20)

@@ -1,4 +1,4 @@
-"""The grain pipeline end to end on a Market-layout fixture (and the synthetic set when available)."""
+"""The grain pipeline end to end on a Market-layout fixture and the synthetic set; the stored split index."""
 import os
 import shutil
 
@@ -8,7 +8,8 @@ import pytest
 from configs import market
 from rfgen_jax import data
 from rfgen_jax.data import pipeline
-from rfgen_jax.data import tfds_builders
+from rfgen_jax.data import split_index
+from rfgen_jax.data.datasets import people_tfds
 from tests.data_fixtures import colour_of
 from tests.data_fixtures import write_market_fixture
 
@@ -40,7 +41,7 @@ def fixture(tmp_path_factory):
 def test_builder_prepares_and_reads_back(fixture):
   base, expected = fixture
   config = _config(base / "market", base / "tfds")
-  builder = tfds_builders.prepare(config)
+  builder = people_tfds.prepare_copy(config)
   assert str(base / "tfds") in str(builder.data_dir)
   assert not any("tfds" in p or p.endswith(".array_record") for p in os.listdir(base / "market"))
   for split in ("train", "test"):
@@ -187,8 +188,9 @@ def test_corrupt_image_named_or_skipped(fixture, tmp_path):
   victim = sorted(expected["train"])[0]
   (root / "train" / victim).write_bytes(b"not a jpeg at all")
   config = _config(root, tmp_path / "tfds")
-  data.ensure_dataset(config)
-  with pytest.raises(Exception, match=victim):
+  with pytest.raises(ValueError, match=victim):     # preparing the TFDS copy decodes every image once
+    data.ensure_dataset(config)
+  with pytest.raises(ValueError, match=victim):
     next(data.create_train_iterator(config, 0, 1))
   config.data.skip_corrupt_images = True
   index = pipeline.open_split(config, "train")
@@ -197,7 +199,6 @@ def test_corrupt_image_named_or_skipped(fixture, tmp_path):
 
 
 def test_synthetic_end_to_end(tmp_path):
-  pytest.importorskip("rfgen_jax.data.synthetic")
   from configs import synthetic as synthetic_config
   config = synthetic_config.get_config("tiny")
   config.data.root = str(tmp_path / "synthetic")
@@ -219,3 +220,47 @@ def test_workers_fall_back_without_parsed_flags(fixture, caplog):
   with caplog.at_level("WARNING"):
     _check_batch(next(data.create_train_iterator(config, 0, 1)), 4, 2, 32, 16)
   assert "main process" in caplog.text
+
+
+def test_split_index_stored_and_no_record_read_when_opening(fixture, monkeypatch):
+  """Opening a prepared split reads the stored index (names, identities), never a record; once per process."""
+  base, expected = fixture
+  config = _config(base / "market", base / "tfds")
+  data.ensure_dataset(config)
+  builder = people_tfds.make_builder(config)
+  for split in ("train", "test"):
+    assert os.path.isfile(os.path.join(os.fspath(builder.data_dir), people_tfds.INDEX_FILE.format(split=split)))
+  split_index.clear_cache()
+  reads = []
+  original = people_tfds._Source.__getitem__   # pylint: disable=protected-access
+  monkeypatch.setattr(people_tfds._Source, "__getitem__",  # pylint: disable=protected-access
+                      lambda self, i: reads.append(i) or original(self, i))
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  opened = []
+  real_as_data_source = tfds.core.GeneratorBasedBuilder.as_data_source
+
+  def as_data_source(self, *args, **kwargs):
+    source = real_as_data_source(self, *args, **kwargs)
+    opened.append(source)
+    monkeypatch.setattr(type(source), "__getitem__", lambda *a: pytest.fail("a record was read"))
+    return source
+
+  monkeypatch.setattr(tfds.core.GeneratorBasedBuilder, "as_data_source", as_data_source)
+  index = pipeline.open_split(config, "test")
+  assert dict(zip(index.names, index.identities)) == expected["test"] and not reads
+  for k in (1, 2, 3):                       # evaluating K = 1, 2, 3 opens the split once
+    assert len(data.create_eval_batches(config, k, 0, 1).names) == len(expected["test"])
+  assert len(opened) == 1
+
+
+def test_prepare_runs_once_on_process_zero_then_barrier(monkeypatch):
+  from rfgen_jax.data import prepare
+  events = []
+  monkeypatch.setattr(prepare, "barrier", lambda name: events.append(("barrier", name)))
+  assert prepare.run_once(lambda: events.append("fn") or 7, "x", 0, 1) == 7 and events == ["fn"]
+  events.clear()
+  prepare.run_once(lambda: events.append("fn"), "x", 0, 2)
+  assert events == ["fn", ("barrier", "rfgen_jax data: x")]
+  events.clear()
+  prepare.run_once(lambda: events.append("fn"), "x", 1, 2)
+  assert events == [("barrier", "rfgen_jax data: x"), "fn"]     # others only after process 0 is done

@@ -38,14 +38,14 @@ def test_encoder_from_config_scales_sigma():
   config.data.pose_channels = 3
   with pytest.raises(ValueError, match="pose_channels"):
     poses.make_pose_encoder(config)
-  config.data.pose_kind = "camera"                  # one_hot_view by default: 36 + 3 channels
+  config.data.name = "shapenet_chair"              # a camera data set, one_hot_view by default: 36 + 3
   with pytest.raises(ValueError, match=r"data.pose_channels=3 .*OneHotViewEncoder.*pose_channels=39"):
     poses.make_pose_encoder(config)
   config.data.pose_channels = 39
   assert poses.make_pose_encoder(config).channels == 39
-  config.data.pose_kind = "landmarks"
+  config.data.name = "voxceleb2"
   config.data.pose_channels = 68
   assert poses.make_pose_encoder(config).channels == 68
-  config.data.pose_kind = "depth"
-  with pytest.raises(ValueError, match="data.pose_kind='depth'"):
+  config.data.name = "depth"
+  with pytest.raises(ValueError, match=r"data.name='depth'; registered data sets: .*market"):
     poses.make_pose_encoder(config)

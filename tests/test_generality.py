@@ -17,8 +17,8 @@ import pytest
 
 from rfgen_jax import config_utils
 from rfgen_jax import data
-from rfgen_jax.data import m2n
-from rfgen_jax.data import voxceleb
+from rfgen_jax.data.datasets import m2n_format as m2n
+from rfgen_jax.data.datasets import voxceleb
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONTRACT = {"source_images", "source_poses", "target_image", "target_pose", "valid"}

@@ -33,9 +33,6 @@ LIMBS: Tuple[Tuple[int, int], ...] = (
     (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11), (11, 12),
     (12, 13), (1, 0), (0, 14), (14, 16), (0, 15), (15, 17), (2, 16), (5, 17))
 
-# The horizontal mirror of each joint (left <-> right), for flip augmentation.
-FLIP_PERMUTATION: Tuple[int, ...] = (0, 1, 5, 6, 7, 2, 3, 4, 11, 12, 13, 8, 9, 10, 15, 14, 17, 16)
-
 # OpenPose's joint colours (RGB), one per joint; limb i takes the colour of index i % 18.
 COLORS: Tuple[Tuple[int, int, int], ...] = (
     (255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0), (85, 255, 0), (0, 255, 0),
@@ -87,5 +84,5 @@ def draw_skeleton(image: np.ndarray, keypoints, limbs: Optional[Sequence[Tuple[i
   return np.asarray(canvas).copy()
 
 
-__all__ = ("JOINT_NAMES", "NUM_JOINTS", "JOINT_INDEX", "MISSING", "LIMBS", "FLIP_PERMUTATION", "COLORS",
+__all__ = ("JOINT_NAMES", "NUM_JOINTS", "JOINT_INDEX", "MISSING", "LIMBS", "COLORS",
            "is_present", "draw_skeleton")

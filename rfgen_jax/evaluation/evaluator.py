@@ -96,7 +96,7 @@ def evaluate(config, workdir: str) -> dict:
     os.makedirs(out_dir, exist_ok=True)
   data.ensure_dataset(config)
   generator = models.build_generator(config)
-  keypoint_data = config.data.pose_kind == "keypoints"
+  keypoint_data = data.pose_kind(config) == "keypoints"
 
   skipped = []
   inception = lpips = None

@@ -1,4 +1,4 @@
-"""VoxCeleb2 faces: extracted frames with 68 facial landmarks, grouped by identity and video.
+"""VoxCeleb2 faces (data set `voxceleb2`, paper Table 3): frames with 68 facial landmarks, by identity and video.
 
 Layout under a data root (`config.data.root`); VoxCeleb2's `dev` set is the `train` split here:
 
@@ -20,7 +20,7 @@ K, all of them are taken and the rest are drawn from the target's own video (nev
 and only when all candidates are fewer than K are they drawn with replacement.
 
 Bad input raises errors naming the file and line: a missing folder or CSV, a malformed row, a landmark
-list of the wrong length.
+list of the wrong length. Frames are read in place (no prepared copy); opening a split reads the CSVs only.
 """
 from __future__ import annotations
 
@@ -34,11 +34,27 @@ from absl import logging
 import numpy as np
 
 from rfgen_jax.data import annotations
+from rfgen_jax.data import registry
 from rfgen_jax.data import tuples as tuples_lib
+from rfgen_jax.data.split_index import FileSource
+from rfgen_jax.data.split_index import SplitIndex
 
 NUM_LANDMARKS = 68
 LANDMARKS_FILE = "landmarks.csv"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+
+_HELP = """\
+VoxCeleb2 frames were not found at {root}.
+The videos come from the VoxCeleb2 authors (Chung et al., Interspeech 2018:
+https://www.robots.ox.ac.uk/~vgg/data/voxceleb/vox2.html); extract frames and 68 facial landmarks per
+frame (e.g. with face_alignment) into this layout (rfgen_jax/data/datasets/voxceleb.py):
+  {root}/
+    train/{{identity}}/{{video}}/{{frame}}.png|jpg     e.g. train/id00012/21Uxsk56VDQ/00001.png
+    train/{{identity}}/{{video}}/landmarks.csv        name:landmarks_y:landmarks_x, JSON lists of 68
+    test/...                                       (y, x) pixels in the frame's size, -1 missing
+Point --config.data.root at that folder, or try the project without downloads:
+  python -m rfgen_jax.main --config=configs/turntable.py --workdir=DIR   (camera poses)
+  python -m rfgen_jax.main --config=configs/synthetic.py --workdir=DIR   (body keypoints)"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +103,7 @@ def load_split(root: str, split: str, num_landmarks: int = NUM_LANDMARKS) -> lis
   """All usable frames of a split, sorted by name (see the module docstring)."""
   split_dir = os.path.join(root, split)
   if not os.path.isdir(split_dir):
-    raise FileNotFoundError(f"VoxCeleb2 split folder not found: {split_dir} (layout: rfgen_jax/data/voxceleb.py).")
+    raise FileNotFoundError(f"VoxCeleb2 split folder not found: {split_dir} (layout: rfgen_jax/data/datasets/voxceleb.py).")
   records = []
   for identity in sorted(os.listdir(split_dir)):
     id_dir = os.path.join(split_dir, identity)
@@ -174,3 +190,37 @@ def make_test_tuples(sampler: FaceSourceSampler, num_sources: int, seed: int, nu
 
   return tuples_lib.seeded_test_tuples(np.arange(sampler.num_images), candidates, num_sources, seed,
                                        num_tuples)
+
+
+# ------------------------------------------------------------------------------------------ data set
+def _prepare(config) -> None:
+  """Checks the root and its split folders; FileNotFoundError with the expected layout otherwise."""
+  root = config.data.root
+  text = _HELP.format(root=os.path.abspath(root or "."))
+  if not root or not os.path.isdir(root):
+    raise FileNotFoundError(text)
+  missing = [os.path.join(root, s) for s in ("train", "test") if not os.path.isdir(os.path.join(root, s))]
+  if missing:
+    raise FileNotFoundError(f"{config.data.name} data root {root} is incomplete; missing: "
+                            f"{', '.join(missing)}.\n" + text.split("\n", 1)[1])
+
+
+def _open_split(config, split: str) -> SplitIndex:
+  """The SplitIndex of a VoxCeleb2 split; errors name the landmark file and line."""
+  root = os.path.abspath(config.data.root)
+  records = load_split(root, split, int(config.data.num_landmarks))
+  sampler = FaceSourceSampler([r.identity for r in records], [r.video for r in records])
+
+  def make_tuples(num_sources: int, seed: int, num_tuples: int) -> np.ndarray:
+    return make_test_tuples(sampler, num_sources, seed, num_tuples)
+
+  return SplitIndex(FileSource([r.path for r in records], [r.landmarks for r in records]),
+                    [r.name for r in records], [r.identity for r in records],
+                    f"{os.path.join(root, split)} (VoxCeleb2 layout)", sampler=sampler,
+                    make_test_tuples=make_tuples)
+
+
+VOXCELEB2 = registry.register(registry.DataSet(
+    name="voxceleb2", pose_kind="landmarks", summary="VoxCeleb2 face frames with 68 landmarks (paper Table 3)",
+    prepare=_prepare, open_split=_open_split,
+    fingerprint_files=lambda config: [os.path.join(config.data.root, s) for s in ("train", "test")]))
