@@ -6,6 +6,11 @@ folder, prepares it with the TFDS builder and times `create_train_iterator` with
   python -m benchmarks.input_pipeline [--num_workers=0,2] [--batches=150] [--config=configs/market.py]
 
 With --config, the config's data set is used instead (its data.root must exist, or be synthetic).
+
+Evaluation start-up (--startup): seconds to prepare the data set and to open the test split for
+K = 1, 2, 3 (`create_eval_batches`), each in a fresh process, e.g. on the synthetic demo:
+
+  python -m benchmarks.input_pipeline --startup --config=configs/synthetic.py
 """
 import json
 import os
@@ -24,6 +29,8 @@ _BATCHES = flags.DEFINE_integer("batches", 150, "batches timed per setting (afte
 _IDS = flags.DEFINE_integer("ids", 150, "identities of the generated set.")
 _VIEWS = flags.DEFINE_integer("views", 6, "images per identity of the generated set.")
 _CONFIG = flags.DEFINE_string("config", None, "a config file instead of the generated set.")
+_STARTUP = flags.DEFINE_bool("startup", False, "time evaluation start-up instead of throughput.")
+_REPEATS = flags.DEFINE_integer("repeats", 3, "--startup: fresh processes timed (after one that prepares).")
 
 
 def write_random_market(root: str, ids: int, views: int, seed: int = 0) -> None:
@@ -58,13 +65,48 @@ def time_iterator(config, batches: int) -> float:
   return batches * config.train.batch_size / (time.perf_counter() - start)
 
 
+_STARTUP_SCRIPT = r"""
+import sys, time
+t0 = time.perf_counter()
+from rfgen_jax import config_utils, data
+config = config_utils.load_config(sys.argv[1])
+config.data.tfds_data_dir = sys.argv[2] or config.data.tfds_data_dir
+t1 = time.perf_counter(); data.ensure_dataset(config); t2 = time.perf_counter()
+times = []
+for k in (1, 2, 3):
+  s = time.perf_counter(); data.create_eval_batches(config, k, 0, 1); times.append(time.perf_counter() - s)
+print(f"{t1 - t0:.3f} {t2 - t1:.3f} " + " ".join(f"{x:.3f}" for x in times))
+"""
+
+
+def startup(config_file: str, tfds_dir: str) -> None:
+  """Times data preparation and opening the test split for K = 1, 2, 3 in fresh processes."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  cmd = [sys.executable, "-c", _STARTUP_SCRIPT, config_file, tfds_dir]
+  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  first = subprocess.run(cmd, capture_output=True, text=True, cwd=root, env=env)   # generates / prepares once
+  if first.returncode:
+    raise SystemExit(first.stderr[-3000:])
+  print(f"{config_file}: seconds per fresh process (import, ensure_dataset, open test split K=1, K=2, K=3)")
+  for _ in range(_REPEATS.value):
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=root, env=env).stdout
+    imp, prep, *ks = (float(v) for v in out.split()[-5:])
+    print(f"  import {imp:.2f}  ensure_dataset {prep:.2f}  open K=1,2,3: {ks[0]:.3f} {ks[1]:.3f} {ks[2]:.3f} "
+          f"(ensure + opens {prep + sum(ks):.2f})")
+
+
 def main(argv):
   del argv
+  if _STARTUP.value:
+    startup(_CONFIG.value or "configs/synthetic.py", os.path.join(tempfile.gettempdir(), "rfgen_bench_tfds"))
+    return
   from rfgen_jax import data  # pylint: disable=g-import-not-at-top
   tmp = tempfile.mkdtemp(prefix="rfgen_bench_")
   if _CONFIG.value:
-    from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
-    config = config_flags.load_config_file(_CONFIG.value)
+    from rfgen_jax import config_utils  # pylint: disable=g-import-not-at-top
+    config = config_utils.load_config(_CONFIG.value)
     if not config.data.tfds_data_dir:
       config.data.tfds_data_dir = os.path.join(tmp, "tfds")
   else:

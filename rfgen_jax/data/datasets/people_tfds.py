@@ -241,9 +241,10 @@ def people_dataset(name: str, tfds_name: str, layout: annotations.Layout, summar
 
 def _main(argv):
   del argv
-  from rfgen_jax import data  # pylint: disable=g-import-not-at-top
+  from rfgen_jax.data import prepare  # pylint: disable=g-import-not-at-top
   config = _CONFIG.value
-  data.ensure_dataset(config)
+  dataset = registry.lookup(config.data.name)   # the data set modules are imported with rfgen_jax.data
+  prepare.run_once(lambda: dataset.prepare(config), f"prepare {dataset.name}")
   print(f"Prepared {config.data.name} in {tfds_data_dir(config)}.")
 
 
