@@ -93,12 +93,18 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.data.num_sources = 2            # K used for training
   c.data.num_keypoints = 18         # OpenPose/COCO order
   c.data.pose_channels = 18         # channels of a pose map (P)
-  c.data.heatmap_sigma = 6.0        # pixels at a 128-high image; scaled with the image height
+  c.data.heatmap_sigma = 6.0        # Gaussian pose-map sigma in pixels (GFLA: 6 at every size)
+  c.data.heatmap_sigma_scaling = "fixed"  # fixed: heatmap_sigma px at every size (GFLA) | height: px at a
+                                          # 128-high image, scaled with the height (docs/protocol_data.md)
+  c.data.keypoint_frame = ()        # (H, W) the keypoint CSV is in; () = each image file's own size
+                                    # (DeepFashion as GFLA releases it: (256, 176) with 1101x750 files)
   c.data.augment = True             # GFLA's random affine, the same for an image and its keypoints /
                                     # landmarks; never applied to camera data (it would contradict the pose)
   c.data.augment_rotation = 5.0     # degrees, +-
   c.data.augment_shift = 5.0        # pixels at a 128-high image, +-
   c.data.augment_scale = (0.95, 1.05)
+  c.data.augment_target = "weaker"  # weaker: the target's affine has GFLA's angle x0.2, shift x0.5, no
+                                    # scale | same: the sources' transform
   c.data.num_workers = 2            # grain worker processes (0 = in the main process)
   c.data.prefetch_buffer_size = 2
   c.data.shuffle_seed = 0

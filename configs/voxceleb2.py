@@ -14,6 +14,8 @@ def get_config(arg=None):
   c.data.num_landmarks = 68
   c.data.pose_channels = 68
   c.data.heatmap_sigma = 1.5             # pixels at a 128-high image: 3 px at 256 (landmarks lie close)
+  c.data.heatmap_sigma_scaling = "height"
+  c.data.augment_target = "same"
   c.data.augment = True                  # the same affine moves a frame and its landmarks
   common.novel_view_settings(c, arg.runlocal)
   return c

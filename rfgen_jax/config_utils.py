@@ -128,3 +128,12 @@ def _validate_pose(config: ml_collections.ConfigDict) -> None:
         f"num_elevations / pose_dim); set --config.data.pose_channels={expected}.")
   if kind == "camera" and d.source_pool not in ("split", "file"):
     raise ValueError(f"--config.data.source_pool={d.source_pool!r}; accepted: 'split', 'file'.")
+  from rfgen_jax.data import pipeline  # pylint: disable=g-import-not-at-top
+  from rfgen_jax.data.datasets import image_folder  # pylint: disable=g-import-not-at-top
+  if d.augment_target not in pipeline.AUGMENT_TARGET:
+    raise ValueError(f"--config.data.augment_target={d.augment_target!r}; accepted: {pipeline.AUGMENT_TARGET}.")
+  frame = tuple(d.keypoint_frame)
+  if frame and (len(frame) != 2 or min(frame) < 1):
+    raise ValueError(f"--config.data.keypoint_frame={frame!r} must be () (each file's size) or (H, W).")
+  if d.folder_identity not in image_folder.IDENTITY_RULES:
+    raise ValueError(f"--config.data.folder_identity={d.folder_identity!r}; accepted: {image_folder.IDENTITY_RULES}.")

@@ -64,7 +64,8 @@ def test_paper_defaults():
   assert c.train.learning_rate == 1e-4 and c.train.disc_learning_rate == 1e-5
   assert c.losses.allow_random_vgg is False and c.eval.num_sources == (1, 2, 3)
   df = config_utils.load_config(os.path.join(ROOT, "configs/deepfashion.py"))
-  assert df.data.image_size == (256, 176) and df.train.batch_size == 5 and df.model.disc_downsampling == 4
+  assert df.data.image_size == (256, 256) and df.train.batch_size == 5 and df.model.disc_downsampling == 4
+  assert config_utils.load_config(os.path.join(ROOT, "configs/deepfashion.py:size=256x176")).data.image_size == (256, 176)
 
 
 def test_parse_arg():

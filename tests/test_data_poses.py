@@ -30,11 +30,18 @@ def test_heatmaps_match_dense_formula():
   np.testing.assert_allclose(maps, dense, atol=1e-6)
 
 
-def test_encoder_from_config_scales_sigma():
+def test_encoder_from_config_and_sigma_rule():
   config = common.get_base_config()
   enc = poses.make_pose_encoder(config)
   assert isinstance(enc, poses.PoseEncoder) and enc.channels == 18
+  assert enc.sigma(128) == enc.sigma(256) == enc.sigma(64) == 6.0      # GFLA: 6 px at every size
+  config.data.heatmap_sigma_scaling = "height"
+  enc = poses.make_pose_encoder(config)
   assert enc.sigma(128) == 6.0 and enc.sigma(256) == 12.0 and enc.sigma(64) == 3.0
+  config.data.heatmap_sigma_scaling = "area"
+  with pytest.raises(ValueError, match="heatmap_sigma_scaling='area'"):
+    poses.make_pose_encoder(config)
+  config.data.heatmap_sigma_scaling = "height"
   config.data.pose_channels = 3
   with pytest.raises(ValueError, match="pose_channels"):
     poses.make_pose_encoder(config)

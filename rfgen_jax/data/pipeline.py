@@ -23,9 +23,11 @@ Each epoch every image is a target once; its K sources are drawn afresh by the s
 The union over hosts of their i-th batches is the global batch i; `get_state()/set_state()` of the
 returned iterator (or grain's Orbax handlers) restore the stream exactly.
 
-Images are resized to `data.image_size` when the file's size differs (points scaled with pixel centres
-kept, `images.rescale_points`), then augmented (training only, `data.augment`, and only for data sets
-whose pose moves with the image: not camera poses), then encoded as pose maps.
+Images are resized to `data.image_size` when the file's size differs; points are scaled with pixel
+centres kept (`images.rescale_points`) from the frame they were annotated in (`data.keypoint_frame`, or
+the file's own size when it is ()). Then augmented (training only, `data.augment`, and only for data
+sets whose pose moves with the image: not camera poses; the target gets GFLA's weaker transform with
+`data.augment_target = "weaker"`, docs/protocol_data.md), then encoded as pose maps.
 """
 from __future__ import annotations
 
@@ -48,6 +50,19 @@ from rfgen_jax.data.split_index import SplitIndex
 
 # Threads that read and transform elements ahead of the consumer (per process).
 _READ_THREADS = 2
+AUGMENT_TARGET = ("weaker", "same")
+
+
+def _check_in_frame(keypoints: np.ndarray, frame: tuple[int, int], explicit: tuple[int, ...]) -> None:
+  """ValueError when a present keypoint lies outside its (H, W) frame (one pixel of slack)."""
+  kp = np.asarray(keypoints)
+  present = (kp >= 0).all(axis=-1)
+  outside = present & ((kp[:, 0] > frame[0]) | (kp[:, 1] > frame[1]))
+  if outside.any():
+    where = ("--config.data.keypoint_frame" if explicit else
+             "the image file's size (--config.data.keypoint_frame=())")
+    raise ValueError(f"keypoints {kp[outside].max(axis=0).tolist()} (y, x) fall outside their frame {frame} "
+                     f"({where}); set --config.data.keypoint_frame to the (H, W) the annotations were made in.")
 
 
 # ------------------------------------------------------------------------------------------ data set
@@ -104,12 +119,22 @@ class _TupleLoader:
     self.rotation = config.data.augment_rotation
     self.shift = config.data.augment_shift
     self.scale_range = tuple(config.data.augment_scale)
+    if config.data.augment_target not in AUGMENT_TARGET:
+      raise ValueError(f"Unknown --config.data.augment_target={config.data.augment_target!r}; accepted: "
+                       f"{AUGMENT_TARGET}.")
+    self.weaker_target = config.data.augment_target == "weaker"
+    frame = tuple(int(v) for v in config.data.keypoint_frame)
+    if frame and (len(frame) != 2 or min(frame) < 1):
+      raise ValueError(f"--config.data.keypoint_frame={frame!r} must be () or (H, W).")
+    self.keypoint_frame = frame
     self.skip_corrupt = config.data.skip_corrupt_images
 
-  def load_image(self, index: int, rng: np.random.Generator | None):
+  def load_image(self, index: int, rng: np.random.Generator | None, target: bool = False):
     """-> (image (H, W, 3) float32 in [-1, 1], pose (H, W, P), points (J, 2) or None) or None (skipped).
 
     Points are the keypoints / landmarks at `data.image_size` ((y, x), -1 missing), None for camera poses.
+    Body keypoints are read in the frame `data.keypoint_frame` (or the file's own size when that is ());
+    a target gets GFLA's weaker transform with `data.augment_target = "weaker"`.
     """
     record = self.source[int(index)]
     name = self.names[int(index)]
@@ -128,10 +153,18 @@ class _TupleLoader:
         points = None
         pose = self.encoder.encode(pose_raw, self.image_size)
       else:
-        image, points = images.resize_example(image, pose_raw, self.image_size)
+        frame = self.keypoint_frame or tuple(image.shape[:2])
+        if self.pose_kind == "keypoints":
+          _check_in_frame(pose_raw, frame, self.keypoint_frame)
+        image = images.resize_image(image, self.image_size)
+        points = pose_raw if frame == self.image_size else images.rescale_points(pose_raw, frame, self.image_size)
         if self.augment and rng is not None:
-          image, points = augment_lib.augment(image, points, rng, self.rotation, self.shift,
-                                              self.scale_range)
+          if target and self.weaker_target:   # GFLA: angle x 0.2, shift x 0.5, no scale for the target
+            image, points = augment_lib.augment(image, points, rng, 0.2 * self.rotation, 0.5 * self.shift,
+                                                (1.0, 1.0))
+          else:
+            image, points = augment_lib.augment(image, points, rng, self.rotation, self.shift,
+                                                self.scale_range)
         points = points.astype(np.float32)
         pose = self.encoder.encode(points, self.image_size)
     except ValueError as e:
@@ -139,14 +172,14 @@ class _TupleLoader:
     return image.astype(np.float32) * np.float32(1 / 127.5) - np.float32(1.0), pose, points
 
   def load_tuple(self, source_ids, target_id, rng, valid=True) -> dict[str, np.ndarray] | None:
-    loaded = [self.load_image(i, rng) for i in list(source_ids) + [target_id]]
+    loaded = [self.load_image(i, rng) for i in source_ids] + [self.load_image(target_id, rng, target=True)]
     if any(x is None for x in loaded):
       return None
-    images, pose_maps, kps = zip(*loaded)
+    pixels, pose_maps, kps = zip(*loaded)
     example = {
-        "source_images": np.stack(images[:-1]),
+        "source_images": np.stack(pixels[:-1]),
         "source_poses": np.stack(pose_maps[:-1]),
-        "target_image": images[-1],
+        "target_image": pixels[-1],
         "target_pose": pose_maps[-1],
         "valid": np.bool_(valid),
     }

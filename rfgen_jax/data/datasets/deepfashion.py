@@ -2,7 +2,12 @@
 
     root/train/fasionMENDenimid0000008001_1front.jpg ...     root/test/...
     root/fasion-annotation-{train,test}.csv     name:keypoints_y:keypoints_x (rfgen_jax/data/annotations.py)
-    root/fasion-resize-pairs-{train,test}.csv   optional, not used for tuples
+    root/fasion-pairs-{train,test}.csv          optional (PATN: fasion-resize-pairs-*), not used for tuples
+
+GFLA's `train/` and `test/` hold the high-resolution files (1101 x 750) while the CSV's keypoints are in
+the 256 x 176 frame of PATN's resized files; `configs/deepfashion.py` reads them in that frame
+(`data.keypoint_frame = (256, 176)`), which also fits PATN's resized release; keypoints outside the
+frame stop the run naming the file (docs/protocol_data.md).
 
 Identity: the clothing item id. GFLA/PATN names flatten `MEN/Denim/id_00000080/01_1_front.jpg` to
 `fasionMENDenimid0000008001_1front.jpg` (some copies spell the prefix `fashion`); the id is the text after
@@ -28,19 +33,20 @@ def identity(name: str) -> str:
 
 
 LAYOUT = annotations.Layout("deepfashion", "fasion-annotation-{split}.csv", identity,
-                            pairs="fasion-resize-pairs-{split}.csv")
+                            pairs="fasion-pairs-{split}.csv")
 
 HELP = """\
 DeepFashion was not found at {root}.
 The In-shop Clothes Retrieval images come from the DeepFashion authors (Liu et al., CVPR 2016:
 http://mmlab.ie.cuhk.edu.hk/projects/DeepFashion.html); the 256x176 images, keypoint annotations and
-pairs in the pose-transfer layout from GFLA (https://github.com/RenYurui/Global-Flow-Local-Attention).
+pairs in the pose-transfer layout from GFLA (https://github.com/RenYurui/Global-Flow-Local-Attention;
+high-resolution files with keypoints in the 256x176 frame, or PATN's resized 256x176 files).
 Expected layout:
   {root}/
     train/fasionMENDenimid0000008001_1front.jpg ...
     test/...
     fasion-annotation-train.csv   fasion-annotation-test.csv   (name:keypoints_y:keypoints_x)
-    fasion-resize-pairs-train.csv fasion-resize-pairs-test.csv (optional)
+    fasion-pairs-train.csv        fasion-pairs-test.csv        (optional)
 Point --config.data.root at that folder, or try the project without downloads:
   python -m rfgen_jax.main --config=configs/synthetic.py --workdir=DIR"""
 
@@ -49,7 +55,7 @@ DeepFashion In-shop Clothes Retrieval comes from its authors (Liu et al., CVPR 2
 http://mmlab.ie.cuhk.edu.hk/projects/DeepFashion.html); the 256x176 "resize" images, keypoint annotations
 and pairs from GFLA (https://github.com/RenYurui/Global-Flow-Local-Attention). Put under the manual dir:
   train/fasion*.jpg  test/fasion*.jpg  fasion-annotation-train.csv  fasion-annotation-test.csv
-  fasion-resize-pairs-train.csv  fasion-resize-pairs-test.csv
+  fasion-pairs-train.csv  fasion-pairs-test.csv  (optional)
 """
 
 DEEPFASHION = people_tfds.people_dataset("deepfashion", "deepfashion", LAYOUT,

@@ -6,8 +6,8 @@ from the pose kind of the data set `config.data.name` (a property of the registe
 
 | pose kind | encoder | channels P | config keys |
 | --- | --- | --- | --- |
-| keypoints | `heatmaps.KeypointHeatmaps` | `data.num_keypoints` | `data.heatmap_sigma` |
-| landmarks | `heatmaps.LandmarkHeatmapEncoder` | `data.num_landmarks` | `data.heatmap_sigma` |
+| keypoints | `heatmaps.KeypointHeatmaps` | `data.num_keypoints` | `data.heatmap_sigma`, `heatmap_sigma_scaling` |
+| landmarks | `heatmaps.LandmarkHeatmapEncoder` | `data.num_landmarks` | `data.heatmap_sigma`, `heatmap_sigma_scaling` |
 | camera, `data.camera_encoding="one_hot_view"` | `camera.OneHotViewEncoder` | `num_azimuths + num_elevations` | `data.num_azimuths`, `num_elevations`, `elevation_step`, `elevation_min` |
 | camera, `data.camera_encoding="vector"` | `camera.VectorPoseEncoder` | `data.pose_dim` | `data.pose_normalisation`, `pose_mean`, `pose_std`, `pose_scale` |
 
@@ -32,12 +32,19 @@ __all__ = ("CAMERA_ENCODINGS", "POSE_KINDS", "KeypointHeatmaps", "LandmarkHeatma
            "PoseEncoder", "VectorPoseEncoder", "gaussian_heatmaps", "make_pose_encoder", "pose_channels")
 
 
+SIGMA_SCALINGS = ("fixed", "height")
+
+
 def _build(config, pose_kind: str, pose_stats) -> PoseEncoder:
   d = config.data
-  if pose_kind == "keypoints":
-    return KeypointHeatmaps(d.num_keypoints, d.heatmap_sigma)
-  if pose_kind == "landmarks":
-    return LandmarkHeatmapEncoder(d.num_landmarks, d.heatmap_sigma)
+  if pose_kind in ("keypoints", "landmarks"):
+    if d.heatmap_sigma_scaling not in SIGMA_SCALINGS:
+      raise ValueError(f"Unknown --config.data.heatmap_sigma_scaling={d.heatmap_sigma_scaling!r}; accepted: "
+                       f"{SIGMA_SCALINGS}.")
+    by_height = d.heatmap_sigma_scaling == "height"
+    if pose_kind == "keypoints":
+      return KeypointHeatmaps(d.num_keypoints, d.heatmap_sigma, by_height)
+    return LandmarkHeatmapEncoder(d.num_landmarks, d.heatmap_sigma, by_height)
   if pose_kind == "camera":
     if d.camera_encoding == "one_hot_view":
       return OneHotViewEncoder(d.num_azimuths, d.num_elevations, d.elevation_step, d.elevation_min)

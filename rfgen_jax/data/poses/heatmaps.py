@@ -1,7 +1,8 @@
 """Points as Gaussian heatmaps: body keypoints (OpenPose-18) and facial landmarks (iBUG 68).
 
-Both scale their standard deviation with the image height: `sigma = sigma_at_128 * H / 128`
-(`config.data.heatmap_sigma` is `sigma_at_128`).
+The standard deviation `sigma` is `config.data.heatmap_sigma` pixels at every image size (GFLA's
+`cords_to_map(..., sigma=6)`; `data.heatmap_sigma_scaling = "fixed"`) or, with `"height"`, that many
+pixels at a 128-high image, scaled with the height: `sigma * H / 128`.
 """
 from __future__ import annotations
 
@@ -17,19 +18,22 @@ class KeypointHeatmaps(PoseEncoder):
 
   Args:
     num_joints: J (18 for OpenPose/COCO order).
-    sigma_at_128: standard deviation in pixels at a 128-high image; scaled with the image height.
+    sigma_at_128: standard deviation in pixels at a 128-high image (scaled with the image height), or at
+      every size with `scale_with_height=False`.
+    scale_with_height: see the module docstring.
   """
 
-  def __init__(self, num_joints: int = 18, sigma_at_128: float = 6.0):
+  def __init__(self, num_joints: int = 18, sigma_at_128: float = 6.0, scale_with_height: bool = True):
     self.num_joints = int(num_joints)
     self.sigma_at_128 = float(sigma_at_128)
+    self.scale_with_height = bool(scale_with_height)
 
   @property
   def channels(self) -> int:
     return self.num_joints
 
   def sigma(self, image_height: int) -> float:
-    return self.sigma_at_128 * image_height / 128.0
+    return self.sigma_at_128 * image_height / 128.0 if self.scale_with_height else self.sigma_at_128
 
   def encode(self, pose: np.ndarray, image_size: tuple[int, int], where: str = "") -> np.ndarray:
     """pose: (J, 2) (y, x) pixels, -1 missing. Returns (H, W, J) float32 heatmaps."""
@@ -47,8 +51,8 @@ class LandmarkHeatmapEncoder(KeypointHeatmaps):
     sigma_at_128: standard deviation in pixels at a 128-high image (`config.data.heatmap_sigma`).
   """
 
-  def __init__(self, num_landmarks: int = 68, sigma_at_128: float = 1.5):
-    super().__init__(num_landmarks, sigma_at_128)
+  def __init__(self, num_landmarks: int = 68, sigma_at_128: float = 1.5, scale_with_height: bool = True):
+    super().__init__(num_landmarks, sigma_at_128, scale_with_height)
 
   @property
   def num_landmarks(self) -> int:
