@@ -4,7 +4,9 @@ Generating a synthetic set or preparing a TFDS copy from every process of a mult
 would race on shared storage. `run_once(fn)` runs `fn()` on process 0, waits at a barrier
 (`jax.experimental.multihost_utils.sync_global_devices`), then runs it on the other processes, where it
 finds the data ready on shared storage (a cheap check) or prepares a host-local copy. With one process
-it is just `fn()`.
+it is just `fn()`. Collective: every process must call it (so `ensure_dataset`, `create_train_iterator` and
+`create_eval_batches` are called by all processes, as the trainer and the evaluator do); if process 0
+fails, the others wait at the barrier until JAX's coordination timeout ends them.
 """
 from __future__ import annotations
 
