@@ -2,6 +2,7 @@
 
   python -m benchmarks.train_step                                   # Market-1501 (batch 8, K=2) + demo
   python -m benchmarks.train_step --configs=configs/market.py --dtypes=float32,bfloat16 --steps=20
+  python -m benchmarks.train_step --conv_impls=xla,auto --stages=1,2  # plain XLA convs vs fast forms
 
 For each config, dtype and stage (1: flow warm-up, 2: end to end) it jits the real step function of
 `rfgen_jax.train.steps` on random inputs of the config's shapes, and reports:
@@ -36,6 +37,8 @@ flags.DEFINE_list("configs", ["configs/market.py", "configs/synthetic.py"], "Con
 flags.DEFINE_list("dtypes", ["float32"], "Compute dtypes (model.dtype).")
 flags.DEFINE_integer("steps", 5, "Timed steps per stage.")
 flags.DEFINE_integer("batch_size", 0, "Override train.batch_size (0: the config's).")
+flags.DEFINE_list("conv_impls", ["auto"], "model.conv_impl values to compare (auto | xla).")
+flags.DEFINE_list("stages", ["1", "2"], "Stages to time (1: flow warm-up, 2: end to end).")
 FLAGS = flags.FLAGS
 
 
@@ -58,9 +61,10 @@ def _peak_mib(compiled) -> float:
           - m.alias_size_in_bytes) / 2**20
 
 
-def bench(spec: str, dtype: str):
+def bench(spec: str, dtype: str, conv_impl: str = "auto"):
   config = config_utils.load_config(spec)
   config.model.dtype = dtype
+  config.model.conv_impl = conv_impl
   config.losses.allow_random_vgg = True
   config.losses.vgg19_weights = None
   if FLAGS.batch_size:
@@ -79,8 +83,10 @@ def bench(spec: str, dtype: str):
   jit = functools.partial(steps.jit_step, state_sharding=state_sharding,
                           batch_sharding=sharding.data_sharded(mesh), replicated_sharding=rep)
   rows = []
-  for stage, fn in ((1, jit(steps.flow_step, config=config, generator=gen, vgg=vgg)),
-                    (2, jit(steps.full_step, config=config, generator=gen, discriminator=disc, vgg=vgg))):
+  stages = {1: lambda: jit(steps.flow_step, config=config, generator=gen, vgg=vgg),
+            2: lambda: jit(steps.full_step, config=config, generator=gen, discriminator=disc, vgg=vgg)}
+  for stage in (int(s) for s in FLAGS.stages):
+    fn = stages[stage]()
     start = time.perf_counter()
     compiled = fn.lower(state, batch, vgg_params).compile()
     compile_s = time.perf_counter() - start
@@ -95,7 +101,7 @@ def bench(spec: str, dtype: str):
       if i >= 2:
         times.append(time.perf_counter() - start)
     step_s = statistics.median(times)
-    rows.append((spec, dtype, stage, config.train.batch_size, config.data.num_sources,
+    rows.append((spec, f"{dtype}, {conv_impl}", stage, config.train.batch_size, config.data.num_sources,
                  "x".join(map(str, config.data.image_size)), config.model.width, compile_s, step_s,
                  config.train.batch_size / step_s, _peak_mib(compiled), flops / step_s / 1e12))
   return rows
@@ -104,16 +110,19 @@ def bench(spec: str, dtype: str):
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  header = ("config", "dtype", "stage", "batch", "K", "HxW", "width", "compile s", "step s", "img/s",
-            "peak MiB", "TFLOP/s")
-  print(f"device: {jax.devices()[0].device_kind} x {jax.device_count()} ({jax.default_backend()})")
+  header = ("config", "dtype, conv_impl", "stage", "batch", "K", "HxW", "width", "compile s", "step s",
+            "img/s", "peak MiB", "TFLOP/s", "load")
+  print(f"device: {jax.devices()[0].device_kind} x {jax.device_count()} ({jax.default_backend()}), "
+        f"load average {os.getloadavg()[0]:.1f}", flush=True)
   print("| " + " | ".join(header) + " |")
-  print("|" + " --- |" * len(header))
+  print("|" + " --- |" * len(header), flush=True)
   for spec in FLAGS.configs:
     for dtype in FLAGS.dtypes:
-      for r in bench(spec, dtype):
-        print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} | {r[5]} | {r[6]} | {r[7]:.1f} | "
-              f"{r[8]:.3f} | {r[9]:.1f} | {r[10]:.0f} | {r[11]:.4f} |", flush=True)
+      for conv_impl in FLAGS.conv_impls:
+        for r in bench(spec, dtype, conv_impl):
+          print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} | {r[5]} | {r[6]} | {r[7]:.1f} | "
+                f"{r[8]:.3f} | {r[9]:.1f} | {r[10]:.0f} | {r[11]:.4f} | {os.getloadavg()[0]:.1f} |",
+                flush=True)
 
 
 if __name__ == "__main__":

@@ -151,6 +151,11 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.model.dtype = "float32"         # compute dtype: float32 | bfloat16 (params stay float32)
   c.model.warp_padding = "zeros"    # zeros | border
   c.model.warp_impl = "gather"      # gather (CPU/GPU) | onehot (small maps on TPU) | reference; docs/performance.md
+  c.model.conv_impl = "auto"        # auto: exact fast conv forms chosen per platform | xla: plain XLA convs
+  c.model.init = "orthogonal"       # orthogonal (GFLA: gain 0.02, every conv) | lecun (flax's default)
+  c.model.attention_activation = "sigmoid"  # sigmoid (paper: a^k in (0, 1), then softmax over K) | none
+  c.model.jump_norm = False         # instance norm in the flow estimator's skip convs (GFLA: none)
+  c.model.output_norm = False       # instance norm before the output conv (GFLA: none)
   c.model.flow_encoder_channels = (32, 64, 128, 256, 256)   # stride-2 blocks down to H/32
   c.model.source_encoder_channels = (64, 128, 256)          # at H/2, H/4, H/8
   c.model.target_channels = (256, 128, 64)                  # decoder widths at H/8, H/4, H/2
@@ -163,6 +168,8 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.losses = ml_collections.ConfigDict()
   c.losses.vgg19_weights = None     # path to the converted VGG19 file (see README)
   c.losses.allow_random_vgg = False # True: random-weight VGG19 if no file is given (warns; tests/demo)
+  c.losses.vgg_input = "gfla"       # gfla: [-1, 1] images straight in (GFLA; its weights below assume it)
+                                    # | imagenet: mapped to [0, 1] and ImageNet-normalised (torchvision)
   c.losses.gan = "nonsaturating"    # nonsaturating | lsgan | hinge
   # Stage 1 (flow warm-up) weights.
   c.losses.warmup_correctness = 20.0
@@ -178,6 +185,11 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.losses.affine_kernel_sizes = (0, 3, 0)
   # Sampling correctness per fusion level (aligned with model.levels): VGG19 tap used at that level.
   c.losses.correctness_layers = ("relu4_1", "relu3_1", "relu2_1")
+  # Per-level weights (aligned with model.levels) multiplying L_cor and L_reg of each level before the
+  # sum, in both stages. GFLA has one flow level on Market-1501 (H/4, weight 1) and two on DeepFashion
+  # (H/8, H/4: total 2); our three levels split GFLA's total equally (docs/protocol_model.md).
+  c.losses.correctness_level_weights = (1 / 3, 1 / 3, 1 / 3)
+  c.losses.regularization_level_weights = (1.0, 1.0, 1.0)   # where affine_kernel_sizes > 0 (GFLA: 1)
   c.losses.perceptual_layers = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
   c.losses.style_layers = ("relu2_2", "relu3_4", "relu4_4", "relu5_2")
 

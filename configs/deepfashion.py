@@ -19,6 +19,7 @@ def get_config(arg=None):
   c.data.augment = False               # GFLA augments Market-1501 only
   c.model.disc_downsampling = 4
   c.losses.affine_kernel_sizes = (3, 5, 0)   # GFLA: 3x3 at H/8, 5x5 at H/4 for DeepFashion
+  c.losses.correctness_level_weights = (2 / 3, 2 / 3, 2 / 3)   # GFLA's total: H/8 and H/4, 1 each
   c.train.batch_size = 5
   c.eval.mask_lpips = False
   if arg.runlocal:

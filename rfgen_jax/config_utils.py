@@ -86,7 +86,8 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int | None =
       raise ValueError(
           f"--config.data.image_size={tuple(config.data.image_size)!r} is not divisible by the fusion "
           f"level {factor} of --config.model.levels={levels!r}. Use sizes that are multiples of {max(levels)}.")
-  for name in ("affine_kernel_sizes", "correctness_layers"):
+  for name in ("affine_kernel_sizes", "correctness_layers", "correctness_level_weights",
+               "regularization_level_weights"):
     value = tuple(config.losses[name])
     if len(value) != len(levels):
       raise ValueError(

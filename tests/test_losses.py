@@ -307,3 +307,32 @@ def test_gan_invalid_kind():
     losses.generator_gan_loss(np.zeros(3), "wgan")
   with pytest.raises(ValueError, match=r"losses\.gan"):
     losses.discriminator_gan_loss(np.zeros(3), np.zeros(3), "bce")
+
+
+def test_flow_losses_weight_each_level_as_configured():
+  """steps.flow_losses = sum_l w_cor[l] L_cor(l) and sum_l w_reg[l] L_reg(l) (where the window > 0)."""
+  from configs import deepfashion, market
+  from rfgen_jax.train import steps
+  rng = np.random.default_rng(7)
+  b, k, taps = 2, 2, ("relu4_1", "relu3_1", "relu2_1")
+  sizes = ((2, 2), (4, 4), (8, 8))
+  flows = [jnp.asarray(rng.normal(0, 1, (b, k) + s + (2,)), jnp.float32) for s in sizes]
+  src = {t: jnp.asarray(rng.normal(size=(b, k) + s + (3,)), jnp.float32) for t, s in zip(taps, sizes)}
+  tgt = {t: jnp.asarray(rng.normal(size=(b,) + s + (3,)), jnp.float32) for t, s in zip(taps, sizes)}
+  per_cor = [float(np.mean([losses.sampling_correctness(src[t][:, j], tgt[t], f[:, j]) for j in range(k)]))
+             for t, f in zip(taps, flows)]
+  config = market.get_config()
+  assert tuple(config.losses.correctness_level_weights) == pytest.approx((1 / 3,) * 3)   # total 1
+  assert sum(deepfashion.get_config().losses.correctness_level_weights) == pytest.approx(2.0)
+  config.losses.correctness_level_weights = (0.5, 2.0, 0.0)
+  config.losses.affine_kernel_sizes = (2, 3, 0)
+  config.losses.regularization_level_weights = (3.0, 0.25, 7.0)
+  cor, reg = steps.flow_losses(config, flows, src, tgt)
+  np.testing.assert_allclose(float(cor), 0.5 * per_cor[0] + 2.0 * per_cor[1], rtol=1e-5)
+  merged = lambda f: f.reshape((-1,) + f.shape[2:])
+  want_reg = (3.0 * float(losses.affine_regularization(merged(flows[0]), 2))
+              + 0.25 * float(losses.affine_regularization(merged(flows[1]), 3)))
+  np.testing.assert_allclose(float(reg), want_reg, rtol=1e-5)
+  config.losses.correctness_level_weights = (1.0, 1.0)
+  with pytest.raises(ValueError, match="one entry per fusion level"):
+    steps.flow_losses(config, flows, src, tgt)

@@ -23,6 +23,10 @@ def tiny_config(**model_overrides):
   c = market.get_config()
   c.model.width = WIDTH
   c.data.image_size = SIZE
+  # LeCun init: outputs vary visibly at initialisation, which the invariance checks below need (GFLA's
+  # orthogonal init with gain 0.02 leaves the attention almost uniform); tests/test_model_options.py
+  # covers the orthogonal init.
+  c.model.init = "lecun"
   for key, value in model_overrides.items():
     c.model[key] = value
   return c

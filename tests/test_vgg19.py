@@ -33,12 +33,17 @@ def torch_vgg19_features(seed=0):
   return torch.nn.Sequential(*layers)
 
 
-def torch_taps(features, images_nhwc):
-  """Runs the torch twin on [-1, 1] NHWC images with the same normalisation; {tap: NHWC array}."""
+def torch_taps(features, images_nhwc, input_norm="gfla"):
+  """Runs the torch twin on [-1, 1] NHWC images; {tap: NHWC array}.
+
+  "gfla": the images go in as they are (GFLA's VGGLoss / PerceptualCorrectness feed the [-1, 1]
+  tensors to `models.vgg19(pretrained=True).features`); "imagenet": torchvision's normalisation.
+  """
   x = torch.tensor(np.asarray(images_nhwc), dtype=torch.float32).permute(0, 3, 1, 2)
-  mean = torch.tensor(vgg19.IMAGENET_MEAN).view(1, 3, 1, 1)
-  std = torch.tensor(vgg19.IMAGENET_STD).view(1, 3, 1, 1)
-  x = ((x + 1) / 2 - mean) / std
+  if input_norm == "imagenet":
+    mean = torch.tensor(vgg19.IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(vgg19.IMAGENET_STD).view(1, 3, 1, 1)
+    x = ((x + 1) / 2 - mean) / std
   out, block, index = {}, 1, 0
   with torch.no_grad():
     for layer in features:
@@ -61,20 +66,22 @@ def _twin():
   return features, state
 
 
-def _config(weights=None, allow_random=False, dtype="float32"):
+def _config(weights=None, allow_random=False, dtype="float32", vgg_input="gfla"):
   c = ml_collections.ConfigDict()
-  c.losses = ml_collections.ConfigDict({"vgg19_weights": weights, "allow_random_vgg": allow_random})
+  c.losses = ml_collections.ConfigDict({"vgg19_weights": weights, "allow_random_vgg": allow_random,
+                                        "vgg_input": vgg_input})
   c.model = ml_collections.ConfigDict({"dtype": dtype})
   return c
 
 
-def test_conversion_matches_torch_twin_on_all_taps():
+@pytest.mark.parametrize("input_norm", ["gfla", "imagenet"])
+def test_conversion_matches_torch_twin_on_all_taps(input_norm):
   features, state = _twin()
   params = convert_vgg19.convert_state_dict(state)
   images = np.random.default_rng(0).uniform(-1, 1, (2, 32, 24, 3)).astype(np.float32)
-  want = torch_taps(features, images)
+  want = torch_taps(features, images, input_norm)
   assert sorted(want) == sorted(vgg19.TAP_NAMES)
-  got = jax.jit(lambda p, x: vgg19.VGG19().apply({"params": p}, x))(params, images)
+  got = jax.jit(lambda p, x: vgg19.VGG19(input_norm=input_norm).apply({"params": p}, x))(params, images)
   assert sorted(got) == sorted(vgg19.TAP_NAMES)
   for tap in vgg19.TAP_NAMES:
     g, w = np.asarray(got[tap]), want[tap]
@@ -170,3 +177,12 @@ def test_load_vgg19_shape_and_key_errors(tmp_path):
     vgg19.load_vgg19(_config(path))
   with pytest.raises(KeyError, match="features.34.weight"):
     convert_vgg19.convert_state_dict({k: v for k, v in state.items() if k != "features.34.weight"})
+
+
+def test_vgg_input_switch_reaches_the_module_and_is_checked():
+  assert vgg19.load_vgg19(_config(allow_random=True))[0].input_norm == "gfla"   # GFLA's default
+  assert vgg19.load_vgg19(_config(allow_random=True, vgg_input="imagenet"))[0].input_norm == "imagenet"
+  with pytest.raises(ValueError, match="losses.vgg_input"):
+    vgg19.load_vgg19(_config(allow_random=True, vgg_input="caffe"))
+  from configs import common
+  assert common.get_base_config().losses.vgg_input == "gfla"

@@ -1,4 +1,4 @@
-"""Training losses (DESIGN section 5): flow losses, image losses and GAN losses. All return scalars."""
+"""Training losses (docs/design.md, "## 3. Losses"): flow losses, image losses and GAN losses. All return scalars."""
 from rfgen_jax.losses.adversarial import GAN_KINDS, discriminator_gan_loss, generator_gan_loss
 from rfgen_jax.losses.flow import affine_regularization, sampling_correctness
 from rfgen_jax.losses.image import gram_matrix, l1_loss, perceptual_loss, style_loss

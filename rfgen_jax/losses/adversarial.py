@@ -1,4 +1,4 @@
-"""GAN losses on discriminator logits (DESIGN section 5, paper equation 11), config `losses.gan`.
+"""GAN losses on discriminator logits (docs/design.md, "## 3. Losses"; paper equation 11), config `losses.gan`.
 
 `kind`:
 - "nonsaturating" (default): the standard GAN of eq. 11 written on logits with softplus (numerically

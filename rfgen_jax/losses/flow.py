@@ -1,4 +1,4 @@
-"""Flow losses of stage 1 (DESIGN section 5): sampling correctness and affine regularisation.
+"""Flow losses of stage 1 (docs/design.md, "## 3. Losses"): sampling correctness and affine regularisation.
 
 Both take flows in pixels of the map they act on, channel 0 = x (width) offset, channel 1 = y offset,
 NHWC layout, and return float32 scalars.
@@ -93,7 +93,7 @@ def _max_cosine(source_unit, target_unit, block_size):
 
 def sampling_correctness(source_feat: jax.Array, target_feat: jax.Array, flow: jax.Array, *,
                          block_size: int = DEFAULT_BLOCK_SIZE, eps: float = COSINE_EPS) -> jax.Array:
-  """Sampling correctness loss L_cor of one flow (DESIGN section 5; GFLA's PerceptualCorrectness).
+  """Sampling correctness loss L_cor of one flow (docs/design.md, "## 3. Losses"; GFLA's PerceptualCorrectness).
 
   Args:
     source_feat: (B, h, w, C) features of the source image (e.g. VGG19 relu3_1 at H/4).
@@ -151,7 +151,7 @@ def affine_residual_operator(kernel_size: int) -> np.ndarray:
 
 
 def affine_regularization(flow: jax.Array, kernel_size: int) -> jax.Array:
-  """Affine regularisation L_reg of a flow (DESIGN section 5; GFLA's AffineRegularizationLoss).
+  """Affine regularisation L_reg of a flow (docs/design.md, "## 3. Losses"; GFLA's AffineRegularizationLoss).
 
   Args:
     flow: (B, h, w, 2) flow in pixels of its map, channel 0 = x offset, channel 1 = y offset.

@@ -1,4 +1,4 @@
-"""Image losses of stage 2 (DESIGN section 5): L1, perceptual (VGG19) and style (Gram) losses.
+"""Image losses of stage 2 (docs/design.md, "## 3. Losses"): L1, perceptual (VGG19) and style (Gram) losses.
 
 Conventions follow GFLA's `VGGLoss` (RenYurui/Global-Flow-Local-Attention,
 model/networks/external_function.py): every term is an L1 *mean* (torch `L1Loss`), the perceptual

@@ -2,6 +2,8 @@
 
 No normalisation layers, LeakyReLU(0.1), every conv spectrally normalised (`flax.linen.SpectralNorm`,
 one power iteration per call; its `u` vectors and `sigma` live in the `batch_stats` collection).
+Convolutions are `layers.Conv` (the fast forms of docs/performance.md, "Convolutions"), initialised as
+config `model.init` says (GFLA: orthogonal, gain 0.02, for the discriminator too).
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from rfgen_jax.models import layers
 from rfgen_jax.models.layers import leaky_relu, scale_channels
 
 Dtype = Any
@@ -19,9 +22,8 @@ Dtype = Any
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
-def _sn_conv(x, features, kernel, stride, padding, dtype, update_stats, name):
-  layer = nn.Conv(features, (kernel, kernel), strides=(stride, stride), padding=padding,
-                  dtype=dtype, param_dtype=jnp.float32, name=name)
+def _sn_conv(x, features, kernel, kind, dtype, options, update_stats, name):
+  layer = layers.conv(features, kernel, dtype, options, name, kind=kind)
   return nn.SpectralNorm(layer, name=f"{name}_sn")(x, update_stats=update_stats)
 
 
@@ -33,14 +35,15 @@ class ResBlockDown(nn.Module):
   features: int
   hidden: int
   dtype: Dtype = jnp.float32
+  options: layers.Options = layers.DEFAULT
 
   @nn.compact
   def __call__(self, x: jax.Array, update_stats: bool = False) -> jax.Array:
-    y = _sn_conv(leaky_relu(x), self.hidden, 3, 1, "SAME", self.dtype, update_stats, "conv_0")
-    y = _sn_conv(leaky_relu(y), self.features, 4, 2, ((1, 1), (1, 1)), self.dtype, update_stats,
-                 "conv_1")
+    o, d = self.options, self.dtype
+    y = _sn_conv(leaky_relu(x), self.hidden, 3, "conv", d, o, update_stats, "conv_0")
+    y = _sn_conv(leaky_relu(y), self.features, 4, "down", d, o, update_stats, "conv_1")
     s = nn.avg_pool(x, (2, 2), strides=(2, 2))
-    s = _sn_conv(s, self.features, 1, 1, "VALID", self.dtype, update_stats, "shortcut")
+    s = _sn_conv(s, self.features, 1, "conv", d, o, update_stats, "shortcut")
     return y + s
 
 
@@ -54,11 +57,13 @@ class ResDiscriminator(nn.Module):
     num_down: number of down-blocks (3 for 128-high images, 4 for 256-high).
     max_channels: channel cap (GFLA's img_f).
     dtype: compute dtype (params float32, logits float32).
+    options: layer options (init, conv implementation).
   """
   channels: int = 32
   num_down: int = 3
   max_channels: int = 128
   dtype: Dtype = jnp.float32
+  options: layers.Options = layers.DEFAULT
 
   @nn.compact
   def __call__(self, images: jax.Array, update_stats: bool = False) -> jax.Array:
@@ -76,18 +81,19 @@ class ResDiscriminator(nn.Module):
     prev = self.channels
     for i in range(self.num_down):
       out = min(self.channels * 2 ** i, self.max_channels)
-      x = ResBlockDown(out, prev, dtype=self.dtype, name=f"block_{i}")(x, update_stats)
+      x = ResBlockDown(out, prev, self.dtype, self.options, name=f"block_{i}")(x, update_stats)
       prev = out
-    logits = _sn_conv(leaky_relu(x), 1, 1, 1, "VALID", self.dtype, update_stats, "logits")
+    logits = _sn_conv(leaky_relu(x), 1, 1, "conv", self.dtype, self.options, update_stats, "logits")
     return logits.astype(jnp.float32)
 
 
 def build_discriminator(config: ml_collections.ConfigDict) -> ResDiscriminator:
   """The discriminator for a config (`model.disc_channels`, `model.disc_downsampling`,
-  `model.disc_max_channels`, `model.width`, `model.dtype`)."""
+  `model.disc_max_channels`, `model.width`, `model.dtype`, `model.init`, `model.conv_impl`)."""
   m = config.model
   return ResDiscriminator(
       channels=scale_channels(m.disc_channels, m.width),
       num_down=int(m.disc_downsampling),
       max_channels=scale_channels(m.disc_max_channels, m.width),
-      dtype=_DTYPES[m.dtype])
+      dtype=_DTYPES[m.dtype],
+      options=layers.Options(init=str(m.init), conv_impl=str(m.conv_impl)))

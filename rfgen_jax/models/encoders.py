@@ -1,4 +1,4 @@
-"""Source image encoder and target pose encoder (DESIGN section 1-2)."""
+"""Source image encoder, target pose encoder and decoder (docs/design.md, "## 2. Generator")."""
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -26,6 +26,7 @@ class SourceEncoder(nn.Module):
   channels: Sequence[int]
   levels: Sequence[int]
   dtype: Dtype = jnp.float32
+  options: layers.Options = layers.DEFAULT
 
   @nn.compact
   def __call__(self, image: jax.Array) -> list[jax.Array]:
@@ -33,7 +34,7 @@ class SourceEncoder(nn.Module):
     x = image.astype(self.dtype)
     feats = {}
     for i, c in enumerate(self.channels):
-      x = layers.EncoderBlock(c, dtype=self.dtype, name=f"encoder_{i}")(x)
+      x = layers.EncoderBlock(c, self.dtype, self.options, name=f"encoder_{i}")(x)
       feats[2 ** (i + 1)] = x
     return [feats[level] for level in self.levels]
 
@@ -44,16 +45,18 @@ class TargetPoseEncoder(nn.Module):
   Attributes:
     channels: channels at H/2, H/4, ..., H/max(levels), fine to coarse (already scaled).
     dtype: compute dtype.
+    options: layer options.
   """
   channels: Sequence[int]
   dtype: Dtype = jnp.float32
+  options: layers.Options = layers.DEFAULT
 
   @nn.compact
   def __call__(self, pose: jax.Array) -> jax.Array:
     """(B, H, W, P) pose map -> (B, H/L, W/L, channels[-1]) with L = 2^len(channels)."""
     x = pose.astype(self.dtype)
     for i, c in enumerate(self.channels):
-      x = layers.EncoderBlock(c, dtype=self.dtype, name=f"encoder_{i}")(x)
+      x = layers.EncoderBlock(c, self.dtype, self.options, name=f"encoder_{i}")(x)
     return x
 
 
@@ -64,14 +67,18 @@ class Decoder(nn.Module):
 
   Attributes:
     channels: output channels of each up-block, in call order (from H/L to H).
+    output_norm: instance norm before the output conv (GFLA: none; config `model.output_norm`).
     dtype: compute dtype.
+    options: layer options.
   """
   channels: Sequence[int]
+  output_norm: bool = False
   dtype: Dtype = jnp.float32
+  options: layers.Options = layers.DEFAULT
 
   def setup(self):
-    self.ups = [layers.ResBlockUp(c, dtype=self.dtype) for c in self.channels]
-    self.out = layers.OutputConv(3, dtype=self.dtype)
+    self.ups = [layers.ResBlockUp(c, dtype=self.dtype, options=self.options) for c in self.channels]
+    self.out = layers.OutputConv(3, self.output_norm, self.dtype, self.options)
 
   def up(self, x: jax.Array, step: int) -> jax.Array:
     """Up-block number `step` (0 = coarsest): (B, h, w, C) -> (B, 2h, 2w, channels[step])."""

@@ -1,4 +1,4 @@
-"""The flow estimator F(I_s[k], P_s[k], P_t) (DESIGN section 1-2; GFLA's PoseFlowNet).
+"""The flow estimator F(I_s[k], P_s[k], P_t) (docs/design.md, "## 2. Generator"; GFLA's PoseFlowNet).
 
 One source at a time: the generator vmaps this module over the K sources with shared parameters.
 """
@@ -37,13 +37,17 @@ class FlowEstimator(nn.Module):
       [2, 2^(len(encoder_channels) - 1)].
     occlusion: whether the occlusion head exists.
     attention: whether the attention-logit head exists.
+    jump_norm: instance norm in the skip convs (GFLA: none; config `model.jump_norm`).
     dtype: compute dtype of the backbone; heads compute in float32.
+    options: layer options (init, conv implementation).
   """
   encoder_channels: Sequence[int]
   levels: Sequence[int]
   occlusion: bool = True
   attention: bool = True
+  jump_norm: bool = False
   dtype: Dtype = jnp.float32
+  options: layers.Options = layers.DEFAULT
 
   @nn.compact
   def __call__(self, image: jax.Array, source_pose: jax.Array, target_pose: jax.Array):
@@ -69,7 +73,7 @@ class FlowEstimator(nn.Module):
 
     skips = []
     for i, c in enumerate(self.encoder_channels):
-      x = layers.EncoderBlock(c, dtype=self.dtype, name=f"encoder_{i}")(x)
+      x = layers.EncoderBlock(c, self.dtype, self.options, name=f"encoder_{i}")(x)
       skips.append(x)   # skips[i] is at factor 2^(i + 1)
 
     heads = {}
@@ -77,8 +81,9 @@ class FlowEstimator(nn.Module):
     for s in range(n - 1, finest - 1, -1):
       factor = 2 ** s
       c = self.encoder_channels[s - 1]
-      x = layers.ResBlockUp(c, c, dtype=self.dtype, name=f"decoder_{factor}")(x)
-      x = x + layers.Jump(c, dtype=self.dtype, name=f"jump_{factor}")(skips[s - 1])
+      x = layers.ResBlockUp(c, c, self.dtype, self.options, name=f"decoder_{factor}")(x)
+      x = x + layers.Jump(c, self.jump_norm, self.dtype, self.options,
+                          name=f"jump_{factor}")(skips[s - 1])
       if factor in self.levels:
         heads[factor] = self._heads(x, factor, h // factor, w // factor)
 
@@ -94,10 +99,11 @@ class FlowEstimator(nn.Module):
     """Flow (2 ch), occlusion (1 ch, sigmoid) and attention logits (1 ch), cropped to (h, w)."""
     crop = lambda y: y[:, :h, :w, :]
     f32 = jnp.float32
-    flow = layers.conv(2, 3, f32, name=f"flow_{factor}", kernel_init=layers.FLOW_HEAD_INIT)(x)
+    o = self.options
+    flow = layers.conv(2, 3, f32, o, f"flow_{factor}", head=True)(x)
     occ = logits = None
     if self.occlusion:
-      occ = crop(jax.nn.sigmoid(layers.conv(1, 3, f32, name=f"occlusion_{factor}")(x)))
+      occ = crop(jax.nn.sigmoid(layers.conv(1, 3, f32, o, f"occlusion_{factor}")(x)))
     if self.attention:
-      logits = crop(layers.conv(1, 3, f32, name=f"attention_{factor}")(x))
+      logits = crop(layers.conv(1, 3, f32, o, f"attention_{factor}")(x))
     return crop(flow), occ, logits

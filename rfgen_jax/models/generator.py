@@ -1,4 +1,4 @@
-"""The generator G({I_s}, {P_s}, P_t) (DESIGN sections 1-2 and 9).
+"""The generator G({I_s}, {P_s}, P_t) (docs/design.md, "## 2. Generator").
 
 Per-source parts (flow estimator, source encoder, per-source warps of the RF blocks) are `nn.vmap`ped
 over the K axis with shared parameters; nothing else depends on K except the softmax over it, so
@@ -20,7 +20,8 @@ import ml_collections
 
 from rfgen_jax.models.encoders import Decoder, SourceEncoder, TargetPoseEncoder
 from rfgen_jax.models.flow_estimator import FlowEstimator
-from rfgen_jax.models.layers import scale_channels
+from rfgen_jax.models.layers import INITS, Options, scale_channels
+from rfgen_jax.models.conv_forms import CONV_IMPLS
 from rfgen_jax.models.rf_block import RFBlock
 
 Dtype = Any
@@ -110,6 +111,13 @@ def validate_model_config(config: ml_collections.ConfigDict) -> None:
     errors.append(f"model.dtype must be one of {sorted(_DTYPES)}, got {m.dtype!r}.")
   if m.warp_padding not in ("zeros", "border"):
     errors.append(f"model.warp_padding must be 'zeros' or 'border', got {m.warp_padding!r}.")
+  if m.init not in INITS:
+    errors.append(f"model.init must be one of {INITS}, got {m.init!r}.")
+  if m.conv_impl not in CONV_IMPLS:
+    errors.append(f"model.conv_impl must be one of {CONV_IMPLS}, got {m.conv_impl!r}.")
+  if m.attention_activation not in ("sigmoid", "none"):
+    errors.append(f"model.attention_activation must be 'sigmoid' or 'none', got "
+                  f"{m.attention_activation!r}.")
   if m.warp_impl not in ("gather", "onehot", "reference"):
     errors.append(f"model.warp_impl must be 'gather', 'onehot' or 'reference', got {m.warp_impl!r}.")
   if not errors:
@@ -133,8 +141,11 @@ class Generator(nn.Module):
     flow_encoder_channels, source_channels, target_channels, decoder_channels, residual_hidden:
       scaled channel counts, see `model_channels`.
     residual_flow, occlusion, attention: ablation switches.
+    attention_activation: "sigmoid" (the paper) | "none", see `RFBlock`.
+    jump_norm, output_norm: instance norm in the estimator's skip convs / before the output conv.
     warp_padding: "zeros" | "border".
     warp_impl: `rfgen_jax.ops.bilinear_warp` implementation (see docs/performance.md).
+    weight_init, conv_impl: `layers.Options` (weight init; convolution forms, docs/performance.md).
     dtype: compute dtype (params are float32).
   """
   pose_channels: int
@@ -148,24 +159,33 @@ class Generator(nn.Module):
   residual_flow: bool = True
   occlusion: bool = True
   attention: bool = True
+  attention_activation: str = "sigmoid"
+  jump_norm: bool = False
+  output_norm: bool = False
   warp_padding: str = "zeros"
   warp_impl: str = "gather"
+  weight_init: str = "orthogonal"
+  conv_impl: str = "auto"
   dtype: Dtype = jnp.float32
 
   def setup(self):
     shared = dict(variable_axes={"params": None}, split_rngs={"params": False})
+    options = Options(init=self.weight_init, conv_impl=self.conv_impl)
     self.flow_estimator = nn.vmap(FlowEstimator, in_axes=(1, 1, None), out_axes=1, **shared)(
         encoder_channels=self.flow_encoder_channels, levels=self.levels,
-        occlusion=self.occlusion, attention=self.attention, dtype=self.dtype)
+        occlusion=self.occlusion, attention=self.attention, jump_norm=self.jump_norm,
+        dtype=self.dtype, options=options)
     self.source_encoder = nn.vmap(SourceEncoder, in_axes=1, out_axes=1, **shared)(
-        channels=self.source_channels, levels=self.levels, dtype=self.dtype)
-    self.target_encoder = TargetPoseEncoder(self.target_channels, dtype=self.dtype)
+        channels=self.source_channels, levels=self.levels, dtype=self.dtype, options=options)
+    self.target_encoder = TargetPoseEncoder(self.target_channels, dtype=self.dtype, options=options)
     self.rf_blocks = [
         RFBlock(residual_flow=self.residual_flow, occlusion=self.occlusion, attention=self.attention,
+                attention_activation=self.attention_activation,
                 hidden=hidden, padding=self.warp_padding, warp_impl=self.warp_impl,
-                dtype=self.dtype)
+                dtype=self.dtype, options=options)
         for hidden in self.residual_hidden]
-    self.decoder = Decoder(self.decoder_channels, dtype=self.dtype)
+    self.decoder = Decoder(self.decoder_channels, output_norm=self.output_norm, dtype=self.dtype,
+                           options=options)
 
   # ------------------------------------------------------------------ inputs
   def _check_inputs(self, source_images, source_poses, target_pose):
@@ -261,8 +281,13 @@ def build_generator(config: ml_collections.ConfigDict) -> Generator:
       residual_flow=bool(m.residual_flow),
       occlusion=bool(m.occlusion),
       attention=bool(m.attention),
+      attention_activation=str(m.attention_activation),
+      jump_norm=bool(m.jump_norm),
+      output_norm=bool(m.output_norm),
       warp_padding=str(m.warp_padding),
       warp_impl=str(m.warp_impl),
+      weight_init=str(m.init),
+      conv_impl=str(m.conv_impl),
       dtype=_DTYPES[m.dtype])
 
 

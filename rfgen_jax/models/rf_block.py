@@ -21,15 +21,14 @@ class ResidualFlowPredictor(nn.Module):
   """
   hidden: int
   dtype: Dtype = jnp.float32
+  options: layers.Options = layers.DEFAULT
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    x = layers.leaky_relu(layers.conv(self.hidden, 3, self.dtype, name="conv_0")(x))
-    x = layers.leaky_relu(layers.conv(self.hidden, 3, self.dtype, name="conv_1")(x))
-    zeros = nn.initializers.zeros
-    r = nn.Conv(2, (3, 3), padding="SAME", dtype=jnp.float32, param_dtype=jnp.float32,
-                kernel_init=zeros, bias_init=zeros, name="conv_out")(x)
-    return r
+    o = self.options
+    x = layers.leaky_relu(layers.conv(self.hidden, 3, self.dtype, o, "conv_0")(x))
+    x = layers.leaky_relu(layers.conv(self.hidden, 3, self.dtype, o, "conv_1")(x))
+    return layers.conv(2, 3, jnp.float32, o, "conv_out", kernel_init=nn.initializers.zeros)(x)
 
 
 class SourceWarp(nn.Module):
@@ -43,12 +42,14 @@ class SourceWarp(nn.Module):
     padding: warp padding, "zeros" or "border".
     warp_impl: `bilinear_warp` implementation ("gather" | "onehot" | "reference").
     dtype: compute dtype.
+    options: layer options (init, conv implementation).
   """
   residual_flow: bool
   hidden: int
   padding: str = "zeros"
   warp_impl: str = "gather"
   dtype: Dtype = jnp.float32
+  options: layers.Options = layers.DEFAULT
 
   @nn.compact
   def __call__(self, feat: jax.Array, flow: jax.Array, target_feat: jax.Array):
@@ -64,7 +65,8 @@ class SourceWarp(nn.Module):
     warped = bilinear_warp(feat, flow, padding=self.padding, impl=self.warp_impl)
     if not self.residual_flow:
       return warped, flow
-    r = ResidualFlowPredictor(self.hidden, self.dtype, name="residual_predictor")(
+    r = ResidualFlowPredictor(self.hidden, self.dtype, self.options,
+                              name="residual_predictor")(
         jnp.concatenate([target_feat.astype(self.dtype), warped.astype(self.dtype)], axis=-1))
     refined = flow + r
     return bilinear_warp(feat, refined, padding=self.padding, impl=self.warp_impl), refined
@@ -75,20 +77,28 @@ class RFBlock(nn.Module):
 
   g[k] = W(f[k], w[k] + r[k]) * (1 - m[k]) + f_t * m[k];  fused = sum_k softmax_k(a)[k] * g[k].
 
+  The attention map a[k] is the estimator's attention head through `attention_activation`:
+  "sigmoid" (the paper: a[k] in (0, 1), then the softmax over the sources) or "none" (the softmax of
+  the raw logits).
+
   Attributes:
     residual_flow, occlusion, attention: the ablation switches (config `model.*`).
+    attention_activation: "sigmoid" | "none" (config `model.attention_activation`).
     hidden: hidden channels of R_i.
     padding: warp padding.
     warp_impl: `bilinear_warp` implementation.
     dtype: compute dtype.
+    options: layer options (init, conv implementation).
   """
   residual_flow: bool = True
   occlusion: bool = True
   attention: bool = True
+  attention_activation: str = "sigmoid"
   hidden: int = 64
   padding: str = "zeros"
   warp_impl: str = "gather"
   dtype: Dtype = jnp.float32
+  options: layers.Options = layers.DEFAULT
 
   @nn.compact
   def __call__(self, target_feat, source_feats, flows, occlusion=None, attention_logits=None):
@@ -99,7 +109,7 @@ class RFBlock(nn.Module):
       source_feats: (B, K, h, w, C) f[k, i].
       flows: (B, K, h, w, 2) float32 estimator flows w[k, i] (pixels of this map).
       occlusion: (B, K, h, w, 1) m[k, i] in [0, 1] (1 = not visible in source k); ignored when off.
-      attention_logits: (B, K, h, w, 1) a[k, i]; ignored when attention is off.
+      attention_logits: (B, K, h, w, 1) the attention head's logits; ignored when attention is off.
     Returns:
       fused (B, h, w, C) in the compute dtype, and a dict with `flows` (refined, (B, K, h, w, 2)),
       `occlusion` (B, K, h, w, 1) (zeros when off) and `attention` (softmax weights
@@ -110,8 +120,7 @@ class RFBlock(nn.Module):
         SourceWarp, in_axes=(1, 1, None), out_axes=1,
         variable_axes={"params": None}, split_rngs={"params": False})(
             residual_flow=self.residual_flow, hidden=self.hidden, padding=self.padding,
-            warp_impl=self.warp_impl,
-            dtype=self.dtype, name="per_source")
+            warp_impl=self.warp_impl, dtype=self.dtype, options=self.options, name="per_source")
     source_feats = source_feats.astype(self.dtype)
     target_feat = target_feat.astype(self.dtype)
     warped, refined = per_source(source_feats, flows, target_feat)
@@ -125,7 +134,13 @@ class RFBlock(nn.Module):
       occ_out = jnp.zeros(flows.shape[:-1] + (1,), jnp.float32)
 
     if self.attention:
-      weights = jax.nn.softmax(attention_logits.astype(jnp.float32), axis=1)
+      a = attention_logits.astype(jnp.float32)
+      if self.attention_activation == "sigmoid":
+        a = jax.nn.sigmoid(a)
+      elif self.attention_activation != "none":
+        raise ValueError("model.attention_activation must be 'sigmoid' or 'none', got "
+                         f"{self.attention_activation!r}.")
+      weights = jax.nn.softmax(a, axis=1)
     else:
       weights = jnp.full(flows.shape[:-1] + (1,), 1.0 / k, jnp.float32)
     fused = jnp.sum(weights.astype(self.dtype) * g, axis=1)

@@ -13,9 +13,14 @@ Taps are named relu{block}_{index}: the ReLU output after conv{block}_{index}, a
 input size (floor, as torch's MaxPool2d). Note that GFLA's own VGG19 wrapper mislabels one tap (its
 "relu3_2" runs conv3_2 and conv3_3); here every name is what it says.
 
-Input: NHWC images in [-1, 1] (the project's convention). Inside, they are mapped to [0, 1] and
-normalised with the ImageNet mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225), as torchvision's
-weights expect. (GFLA feeds [-1, 1] images to VGG without this normalisation; we follow torchvision.)
+Input: NHWC images in [-1, 1] (the project's convention). `input_norm` (config `losses.vgg_input`)
+says what the network sees:
+- "gfla" (default): the [-1, 1] images as they are, as GFLA's `VGG19` wrapper does
+  (model/networks/external_function.py feeds the generator's tanh output straight in). GFLA's loss
+  weights (perceptual 0.5, style 500, correctness 5) were tuned with these feature magnitudes.
+- "imagenet": mapped to [0, 1] and normalised with the ImageNet mean (0.485, 0.456, 0.406) and std
+  (0.229, 0.224, 0.225), as torchvision's weights were trained; features are then about 4x larger, which
+  changes the effective perceptual and style weights (docs/protocol_model.md).
 
 Weights: `load_vgg19(config)` reads the .npz written by `python -m rfgen_jax.tools.convert_vgg19` from
 torchvision's `vgg19-dcbb9e9d.pth`. Parameters are {"conv1_1": {"kernel": (3, 3, I, O), "bias": (O,)},
@@ -44,6 +49,7 @@ TORCHVISION_FEATURE_INDICES: Tuple[int, ...] = (0, 2, 5, 7, 10, 12, 14, 16, 19, 
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+INPUT_NORMS = ("gfla", "imagenet")
 
 TORCHVISION_FILE = "vgg19-dcbb9e9d.pth"
 TORCHVISION_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
@@ -66,8 +72,10 @@ class VGG19(nn.Module):
 
   Attributes:
     dtype: computation dtype (parameters stay float32), e.g. jnp.float32 or jnp.bfloat16.
+    input_norm: "gfla" ([-1, 1] straight in) or "imagenet" (ImageNet-normalised); see the module doc.
   """
   dtype: Any = jnp.float32
+  input_norm: str = "gfla"
 
   @nn.compact
   def __call__(self, images: jax.Array, taps: Optional[Sequence[str]] = None) -> Dict[str, jax.Array]:
@@ -89,9 +97,14 @@ class VGG19(nn.Module):
     if not taps:
       return {}
     deepest = max(TAP_NAMES.index(t) for t in taps)
-    mean = jnp.asarray(IMAGENET_MEAN, jnp.float32)
-    std = jnp.asarray(IMAGENET_STD, jnp.float32)
-    x = ((images.astype(jnp.float32) + 1.0) * 0.5 - mean) / std
+    x = images.astype(jnp.float32)
+    if self.input_norm == "imagenet":
+      mean = jnp.asarray(IMAGENET_MEAN, jnp.float32)
+      std = jnp.asarray(IMAGENET_STD, jnp.float32)
+      x = ((x + 1.0) * 0.5 - mean) / std
+    elif self.input_norm != "gfla":
+      raise ValueError(f"VGG19: input_norm must be one of {INPUT_NORMS} (config losses.vgg_input), "
+                       f"got {self.input_norm!r}.")
     x = x.astype(self.dtype)
     out = {}
     block = 1
@@ -195,8 +208,9 @@ def random_params(seed: int = RANDOM_INIT_SEED) -> Dict[str, Dict[str, np.ndarra
 def load_vgg19(config) -> Tuple[VGG19, Any]:
   """Builds the VGG19 module and its parameters from a config.
 
-  Reads `config.losses.vgg19_weights` (path of the converted .npz) and `config.losses.allow_random_vgg`;
-  the compute dtype is `config.model.dtype` when the config has one.
+  Reads `config.losses.vgg19_weights` (path of the converted .npz), `config.losses.allow_random_vgg`
+  and `config.losses.vgg_input` (default "gfla"); the compute dtype is `config.model.dtype` when the
+  config has one.
 
   Args:
     config: experiment config (ml_collections.ConfigDict).
@@ -209,7 +223,10 @@ def load_vgg19(config) -> Tuple[VGG19, Any]:
   """
   losses = config.losses
   dtype = jnp.dtype(config.model.get("dtype", "float32")) if "model" in config else jnp.float32
-  module = VGG19(dtype=dtype)
+  input_norm = str(losses.get("vgg_input", "gfla"))
+  if input_norm not in INPUT_NORMS:
+    raise ValueError(f"losses.vgg_input must be one of {INPUT_NORMS}, got {input_norm!r}.")
+  module = VGG19(dtype=dtype, input_norm=input_norm)
   path = losses.get("vgg19_weights", None)
   if path:
     params = load_params(os.fspath(path))

@@ -1,4 +1,4 @@
-"""The two training steps (DESIGN section 5) as pure functions of (state, batch).
+"""The two training steps (docs/design.md, "## 5. Training") as pure functions of (state, batch).
 
 * `flow_step`: stage 1, the flow warm-up. Only `params["flow_estimator"]` is updated, with
   L_flow = λ_cor L_cor + λ_reg L_reg on the estimator's flows.
@@ -37,31 +37,45 @@ def _split_k(x, k):
 
 
 def flow_losses(config, flows, source_feats, target_feats):
-  """Sampling correctness and affine regularisation summed over fusion levels, averaged over sources.
+  """Sampling correctness and affine regularisation, weighted per fusion level and summed.
+
+  L_cor = sum_l w_cor[l] * mean_k L_cor(level l, source k); L_reg = sum_l w_reg[l] * L_reg(level l)
+  over the levels whose affine window is > 0, with w_cor = losses.correctness_level_weights and
+  w_reg = losses.regularization_level_weights (aligned with model.levels; GFLA's totals by default).
 
   Args:
-    config: experiment config (reads losses.correctness_layers, losses.affine_kernel_sizes).
+    config: experiment config (reads losses.correctness_layers, losses.affine_kernel_sizes,
+      losses.correctness_level_weights, losses.regularization_level_weights).
     flows: per level, coarse to fine, (B, K, h, w, 2) flows in pixels of the level.
     source_feats: VGG taps of the sources, {tap: (B, K, h', w', C)}.
     target_feats: VGG taps of the target, {tap: (B, h', w', C)}.
   Returns:
     (L_cor, L_reg) scalars.
   """
+  c = config.losses
+  per_level = (tuple(c.correctness_layers), tuple(c.affine_kernel_sizes),
+               tuple(c.correctness_level_weights), tuple(c.regularization_level_weights))
+  if any(len(v) != len(flows) for v in per_level):
+    raise ValueError(
+        "losses.correctness_layers, affine_kernel_sizes, correctness_level_weights and "
+        f"regularization_level_weights need one entry per fusion level ({len(flows)}), got "
+        f"{per_level}.")
   cor = jnp.zeros((), jnp.float32)
   reg = jnp.zeros((), jnp.float32)
-  for flow, tap, kernel in zip(flows, config.losses.correctness_layers, config.losses.affine_kernel_sizes):
+  for flow, tap, kernel, w_cor, w_reg in zip(flows, *per_level):
     flow = flow.astype(jnp.float32)
     k = flow.shape[1]
-    src = source_feats[tap].astype(jnp.float32)
-    tgt = target_feats[tap].astype(jnp.float32)
-    feat_hw = tgt.shape[1:3]
-    flow_at_feat = flow
-    if flow.shape[2:4] != feat_hw:   # a level whose resolution differs from its VGG tap
-      flow_at_feat = _split_k(resize_flow(_merge_k(flow), feat_hw), k)
-    per_source = jax.vmap(losses_lib.sampling_correctness, in_axes=(1, None, 1))(src, tgt, flow_at_feat)
-    cor = cor + jnp.mean(per_source)
-    if kernel:
-      reg = reg + losses_lib.affine_regularization(_merge_k(flow), int(kernel))
+    if w_cor:
+      src = source_feats[tap].astype(jnp.float32)
+      tgt = target_feats[tap].astype(jnp.float32)
+      feat_hw = tgt.shape[1:3]
+      flow_at_feat = flow
+      if flow.shape[2:4] != feat_hw:   # a level whose resolution differs from its VGG tap
+        flow_at_feat = _split_k(resize_flow(_merge_k(flow), feat_hw), k)
+      per_source = jax.vmap(losses_lib.sampling_correctness, in_axes=(1, None, 1))(src, tgt, flow_at_feat)
+      cor = cor + float(w_cor) * jnp.mean(per_source)
+    if kernel and w_reg:
+      reg = reg + float(w_reg) * losses_lib.affine_regularization(_merge_k(flow), int(kernel))
   return cor, reg
 
 
