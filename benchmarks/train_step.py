@@ -83,12 +83,15 @@ def bench(spec: str, dtype: str, conv_impl: str = "auto"):
   jit = functools.partial(steps.jit_step, state_sharding=state_sharding,
                           batch_sharding=sharding.data_sharded(mesh), replicated_sharding=rep)
   rows = []
-  stages = {1: lambda: jit(steps.flow_step, config=config, generator=gen, vgg=vgg),
-            2: lambda: jit(steps.full_step, config=config, generator=gen, discriminator=disc, vgg=vgg)}
+  stages = {1: functools.partial(steps.flow_step, config=config, generator=gen, vgg=vgg),
+            2: functools.partial(steps.full_step, config=config, generator=gen, discriminator=disc, vgg=vgg)}
   for stage in (int(s) for s in FLAGS.stages):
-    fn = stages[stage]()
+    raw = stages[stage]
+    fn = jit(raw)
+    health = jax.jit(lambda: steps.init_health(jax.eval_shape(raw, state, batch, vgg_params)[1]),
+                     out_shardings=rep)()
     start = time.perf_counter()
-    compiled = fn.lower(state, batch, vgg_params).compile()
+    compiled = fn.lower(state, batch, vgg_params, health).compile()
     compile_s = time.perf_counter() - start
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
@@ -96,7 +99,7 @@ def bench(spec: str, dtype: str, conv_impl: str = "auto"):
     times = []
     for i in range(FLAGS.steps + 2):
       start = time.perf_counter()
-      state, metrics = compiled(state, batch, vgg_params)
+      state, metrics, health = compiled(state, batch, vgg_params, health)
       jax.block_until_ready(metrics)
       if i >= 2:
         times.append(time.perf_counter() - start)

@@ -207,7 +207,10 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.train.log_every_steps = 100
   c.train.sample_every_steps = 2000
   c.train.profile_steps = 0         # >0: capture a profile window of this many steps after warm-up
-  c.train.mesh_shape = (-1, 1)      # (data, model) axes; -1 = all devices
+  c.train.mesh_shape = (-1, 1)      # (data, model) axes; -1 = all devices; model > 1 is refused
+                                    # (parameters are replicated; docs/scaling.md says why)
+  c.train.ema_decay = 0.999         # EMA of the generator's parameters (ramped: min(d, (1+t)/(10+t)));
+                                    # 0 = EMA equals the raw params; docs/scaling.md, "EMA of the generator"
   c.train.eval_at_end = True
 
   # ---------------------------------------------------------------- checkpoint
@@ -227,5 +230,6 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.eval.lpips_heads = None         # converted LPIPS v0.1 linear heads
   c.eval.mask_lpips = True          # Market-1501 metric: LPIPS inside the target's limb mask
   c.eval.num_sample_grids = 2
+  c.eval.use_ema = True             # eval with the generator's EMA parameters (False: the raw ones)
 
   return c

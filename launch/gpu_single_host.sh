@@ -7,6 +7,9 @@
 #   GPUS     CUDA_VISIBLE_DEVICES to use (default: all)
 #   EXTRA    more flags, e.g. "--config.train.batch_size=32 --config.model.dtype=bfloat16"
 # Requires the CUDA build of JAX: pip install -U "jax[cuda12]" (see README, "Installing for GPU/TPU").
+# SIGTERM (e.g. `docker stop`, Kubernetes eviction) saves a checkpoint after the current step and exits with
+# status 75; run the script again to resume (a Kubernetes Job with restartPolicy OnFailure does so itself).
+# See docs/scaling.md, "Preemption".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONFIG=${CONFIG:-configs/market.py}

@@ -9,6 +9,9 @@
 #   REPO_DIR  where the repository is checked out on the workers (default ~/rfgen_jax)
 #   SETUP=1   first run: copy the repository to every worker and install "jax[tpu]" and the requirements
 #   EXTRA     more flags
+# Preemption: a spot/preemptible TPU VM gets SIGTERM before it is reclaimed; all workers agree on a step
+# (JAX's preemption sync), save a checkpoint there and exit with status 75. Run this script again once the
+# slice is back to resume (docs/scaling.md, "Preemption").
 set -euo pipefail
 : "${TPU_NAME:?set TPU_NAME}" "${ZONE:?set ZONE}" "${WORKDIR:?set WORKDIR (gs://...)}"
 CONFIG=${CONFIG:-configs/market.py}

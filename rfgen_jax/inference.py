@@ -1,7 +1,11 @@
 """Inference helpers shared by the generation and export tools.
 
-- `load_generator(config, workdir, step=None)` restores only the generator's parameters from the Orbax
-  checkpoint a training run wrote under `<workdir>/checkpoints` (`rfgen_jax.train.checkpointing`).
+- `restore_generator(config, workdir, step=None, use_ema=None)` restores only the generator's parameters
+  (by default their exponential moving average, `train.ema_decay`) from the Orbax checkpoint a training
+  run wrote under `<workdir>/checkpoints` (`rfgen_jax.train.checkpointing`): the one restore path of the
+  evaluator, the generate and export tools; `load_generator` is it without the step.
+- `make_generate(generator, params_sharding, batch_sharding)`: the one jitted generator call (trainer
+  samples, evaluator, `generate`).
 - `prepare_inputs(config, source_images, source_keypoints, target_keypoints)` turns a user's photos and
   keypoints into the generator's inputs.
 
@@ -69,17 +73,26 @@ def resolve_step(checkpointer: checkpointing.Checkpointer, workdir: str, step: i
   return step
 
 
-def load_generator(config, workdir: str, step: int | None = None):
+def load_generator(config, workdir: str, step: int | None = None, use_ema: bool | None = None):
   """Restores the generator of a training run; `restore_generator` without the step."""
-  generator, params, _ = restore_generator(config, workdir, step)
+  generator, params, _ = restore_generator(config, workdir, step, use_ema=use_ema)
   return generator, params
 
 
-def restore_generator(config, workdir: str, step: int | None = None, sharding=None):
+def _has_item(manager, step: int, name: str) -> bool:
+  """Whether the `state` item of checkpoint `step` holds the top-level field `name`."""
+  metadata = manager.item_metadata(step)["state"]
+  tree = getattr(metadata, "tree", metadata)
+  return tree is not None and name in tree
+
+
+def restore_generator(config, workdir: str, step: int | None = None, sharding=None,
+                      use_ema: bool | None = None):
   """Restores the generator of a training run.
 
-  Only `gen_params` is read (an Orbax partial restore of the `state` item): the discriminator and the
-  three optimizer states stay on disk.
+  Only the generator's parameters are read (an Orbax partial restore of the `state` item): the raw
+  ones (`gen_params`) or their EMA (`ema_params`, written by the trainer since `train.ema_decay`
+  exists); the discriminator and the optimizer states stay on disk.
 
   Args:
     config: the run's config (the shape-relevant keys, `config_utils.SHAPE_KEYS`, must match the
@@ -87,6 +100,8 @@ def restore_generator(config, workdir: str, step: int | None = None, sharding=No
     workdir: the run's folder (holding `checkpoints/`).
     step: the checkpoint step; None or negative = the latest.
     sharding: where the params go (e.g. replicated over a mesh); default: the first local device.
+    use_ema: True: the EMA parameters; False: the raw ones; None: `config.eval.use_ema`. A checkpoint
+      without EMA parameters (written before they existed) gives the raw ones, with a warning.
 
   Returns:
     (generator module, params, step): `generator.apply({"params": params}, source_images, source_poses,
@@ -113,21 +128,28 @@ def restore_generator(config, workdir: str, step: int | None = None, sharding=No
   generator = models.build_generator(config)
   abstract = abstract_gen_params(config, generator)
   sharding = sharding or jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-  item = {"gen_params": jax.tree.map(
-      lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), abstract)}
-  restore_args = jax.tree.map(lambda a: ocp.ArrayRestoreArgs(sharding=sharding), item)
+  use_ema = bool(config.eval.use_ema) if use_ema is None else bool(use_ema)
   # A read-only manager whose `state` handler is the PyTree handler (same on-disk format as the
   # trainer's StandardCheckpointHandler), which supports restoring a subtree.
   manager = ocp.CheckpointManager(
       directory, options=ocp.CheckpointManagerOptions(read_only=True, create=False),
       item_handlers={"state": ocp.PyTreeCheckpointHandler()})
   try:
+    name = "ema_params" if use_ema else "gen_params"
+    if use_ema and not _has_item(manager, step, name):
+      logging.warning("The checkpoint %s/%d holds no EMA parameters (written before train.ema_decay "
+                      "existed): using the raw ones.", directory, step)
+      name = "gen_params"
+    item = {name: jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), abstract)}
+    restore_args = jax.tree.map(lambda a: ocp.ArrayRestoreArgs(sharding=sharding), item)
     restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
         item=item, restore_args=restore_args, partial_restore=True)))
   finally:
     manager.close()
-  logging.info("Restored the generator of %s/%d.", directory, step)
-  return generator, restored["state"]["gen_params"], step
+  logging.info("Restored the generator (%s) of %s/%d.", "EMA" if name == "ema_params" else "raw",
+               directory, step)
+  return generator, restored["state"][name], step
 
 
 # --------------------------------------------------------------------------------------------- inputs
@@ -285,15 +307,32 @@ def prepare_inputs(config, source_images: Sequence[np.ndarray], source_keypoints
   }
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _generate_image(generator, params, source_images, source_poses, target_pose):
-  return generator.apply({"params": params}, source_images, source_poses, target_pose)["image"]
+INPUT_KEYS = ("source_images", "source_poses", "target_pose")
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted_generate(generator, params_sharding, batch_sharding):
+  def forward(params, source_images, source_poses, target_pose):
+    return generator.apply({"params": params}, source_images, source_poses,
+                           target_pose)["image"].astype("float32")
+  if params_sharding is None:
+    return jax.jit(forward)
+  return jax.jit(forward, in_shardings=(params_sharding,) + (batch_sharding,) * 3,
+                 out_shardings=batch_sharding)
+
+
+def make_generate(generator, params_sharding=None, batch_sharding=None):
+  """The one jitted generator call: `fn(params, batch) -> (B, H, W, 3) float32` in [-1, 1].
+
+  `batch` is a dict holding at least `INPUT_KEYS` (other keys are ignored, never transferred).
+  With shardings (params replicated and the batch split on a mesh's `data` axis, as the trainer's samples
+  and the evaluator use it) the output is sharded like the batch; without, placement follows the
+  inputs. Compiled once per generator, shardings and input shape (cached here).
+  """
+  jitted = _jitted_generate(generator, params_sharding, batch_sharding)
+  return lambda params, batch: jitted(params, *(batch[k] for k in INPUT_KEYS))
 
 
 def generate(generator, params, inputs: dict) -> np.ndarray:
-  """Runs the generator on `prepare_inputs` output; returns (B, H, W, 3) float32 in [-1, 1].
-
-  Compiled once per generator configuration and input shape (the module is a static argument).
-  """
-  return np.asarray(_generate_image(generator, params, inputs["source_images"], inputs["source_poses"],
-                                    inputs["target_pose"]))
+  """Runs the generator on `prepare_inputs` output; returns (B, H, W, 3) float32 in [-1, 1]."""
+  return np.asarray(make_generate(generator)(params, inputs))

@@ -2,6 +2,10 @@
 
 Any config value can be overridden with `--config.KEY=VALUE`; the config is locked, so a mistyped key is
 an error, not a silent no-op.
+
+Exit status: 0 done; 2 a usage or config error (one line on stderr); 75 preempted (SIGTERM): a
+checkpoint of the step every process agreed on was written, and rerunning the same command resumes
+(`rfgen_jax/train/preemption.py`; `launch/slurm_multihost.sbatch` requeues on 75).
 """
 from __future__ import annotations
 
@@ -55,9 +59,21 @@ def main(argv):
   logging.info("Config:\n%s", config)
   logging.info("Process %d/%d, %d local / %d global devices: %s", jax.process_index(),
                jax.process_count(), jax.local_device_count(), jax.device_count(), jax.devices())
+  from rfgen_jax import config_utils  # pylint: disable=g-import-not-at-top
+  from rfgen_jax.train import preemption, sharding  # pylint: disable=g-import-not-at-top
+  try:
+    config_utils.validate_config(config, num_devices=jax.device_count())
+    sharding.make_mesh(config.train.mesh_shape)
+  except ValueError as e:
+    sys.stderr.write(f"{sys.argv[0]}: {e}\n")
+    sys.exit(2)
   if FLAGS.mode == "train":
     from rfgen_jax.train import trainer  # pylint: disable=g-import-not-at-top
-    trainer.train_and_evaluate(config, FLAGS.workdir)
+    try:
+      trainer.train_and_evaluate(config, FLAGS.workdir)
+    except preemption.Preempted as e:
+      logging.warning("%s", e)
+      sys.exit(preemption.PREEMPTED_EXIT_STATUS)
   else:
     from rfgen_jax.evaluation import evaluator  # pylint: disable=g-import-not-at-top
     evaluator.evaluate(config, FLAGS.workdir)

@@ -125,3 +125,16 @@ def test_metadata_is_json(exported_run):
     meta = json.loads(bytes(archive["metadata"]).decode())
     assert meta["config"]["data"]["image_size"] == [32, 32]
     assert any(k.startswith("params/flow_estimator/") for k in archive.files)
+
+
+def test_export_uses_ema_params_unless_raw(exported_run, tmp_path):
+  """The archive holds the EMA parameters by default and the raw ones with raw_params (--raw_params)."""
+  config, workdir, path, metadata = exported_run
+  assert metadata["params"] == "ema"
+  raw_path = str(tmp_path / "raw.jaxexport")
+  assert export.main([f"--workdir={workdir}", f"--config={TINY}", "--out", raw_path, "--raw_params"]) == 0
+  for archive_path, use_ema in ((path, True), (raw_path, False)):
+    _, expected = inference.load_generator(config, workdir, use_ema=use_ema)
+    with np.load(archive_path) as archive:
+      for key, value in export._flatten(expected).items():   # pylint: disable=protected-access
+        np.testing.assert_array_equal(archive[f"params/{key}"], value, err_msg=key)

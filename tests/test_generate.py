@@ -99,11 +99,14 @@ def _write_inputs(folder, sizes=((48, 24), (40, 40))):
 
 
 # ------------------------------------------------------------------------------------ restore
-def test_load_generator_restores_the_saved_params(run_dir):
+@pytest.mark.parametrize("use_ema, field", [(None, "ema_params"), (True, "ema_params"),
+                                             (False, "gen_params")])
+def test_load_generator_restores_the_saved_params(run_dir, use_ema, field):
+  """The EMA parameters by default (eval.use_ema), the raw ones on request."""
   workdir, config, state = run_dir
-  generator, params = inference.load_generator(config, workdir)
+  generator, params = inference.load_generator(config, workdir, use_ema=use_ema)
   assert isinstance(generator, models.Generator)
-  saved = jax.tree.leaves(state.gen_params)
+  saved = jax.tree.leaves(getattr(state, field))
   restored = jax.tree.leaves(params)
   assert jax.tree.structure(params) == jax.tree.structure(state.gen_params)
   assert all(np.array_equal(a, b) for a, b in zip(saved, restored))

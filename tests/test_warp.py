@@ -324,3 +324,15 @@ def test_resize_flow_bad_shapes():
     resize_flow(jnp.zeros((8, 4, 2)), (16, 8))
   with pytest.raises(ValueError, match="size must be"):
     resize_flow(jnp.zeros((1, 8, 4, 2)), (16,))
+
+
+@pytest.mark.parametrize("platform, blocked", [("cpu", True), ("cuda", False), ("tpu", False)])
+def test_backward_form_is_chosen_per_lowering_platform(platform, blocked, monkeypatch):
+  """The row-blocked backward (a scan, i.e. a while loop) is CPU-only and chosen at lowering time: a
+  program lowered on this CPU machine for GPU or TPU (jax.export) gets the one-block form."""
+  monkeypatch.setattr(warp_lib, "_CHUNK_ELEMENTS", 2 * 3 * 12 * 3)  # forces blocks on CPU
+  x, flow, cot = random_case((3, 12, 12, 3), 0.5, seed=3)
+  loss = lambda x, f: jnp.sum(warp_lib.bilinear_warp(x, f) * cot)
+  exported = jax.export.export(jax.jit(jax.grad(loss, argnums=(0, 1))), platforms=(platform,))(x, flow)
+  text = exported.mlir_module()
+  assert ("stablehlo.while" in text) == blocked, platform

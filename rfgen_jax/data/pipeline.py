@@ -17,10 +17,12 @@ rows of the last evaluation batch).
 Training stream (a grain MapDataset, so it is random-access, deterministic and resumable):
   range(N train targets) -> shuffle(data.shuffle_seed), reshuffled each epoch -> repeat forever
   -> random_map: element i (global index) draws its sources and augmentation from a generator seeded by
-     (seed, i) -> slice [process_index::process_count] -> to_iter_dataset (threads) -> batch(per-host)
+     (seed, i) -> this host's rows (`_HostRows`: of global batch t, host p reads elements
+     t * B + p * B / P + [0, B / P)) -> to_iter_dataset (threads) -> batch(per-host)
   -> mp_prefetch(data.num_workers) when > 0.
 Each epoch every image is a target once; its K sources are drawn afresh by the split's sampler.
-The union over hosts of their i-th batches is the global batch i; `get_state()/set_state()` of the
+Host p's i-th batch is rows [p * B / P, (p + 1) * B / P) of the global batch i, which is the same for
+every process count (a run on 2 hosts sees the batches of a run on 1); `get_state()/set_state()` of the
 returned iterator (or grain's Orbax handlers) restore the stream exactly.
 
 Images are resized to `data.image_size` when the file's size differs; points are scaled with pixel
@@ -238,6 +240,32 @@ def _num_workers(requested: int) -> int:
   return requested
 
 
+class _HostRows(grain.MapDataset):
+  """Element n of host p: element (n // L) * G + p * L + n % L of `parent` (L = G / P rows per host)."""
+
+  _MUTATES_ELEMENT_SPEC = False
+
+  def __init__(self, parent: grain.MapDataset, process_index: int, process_count: int, per_host: int):
+    super().__init__(parent)
+    self._p, self._count, self._rows = process_index, process_count, per_host
+    self._length = len(parent) // process_count
+
+  def __len__(self) -> int:
+    return self._length
+
+  def _parent_index(self, index: int) -> int:
+    batch, row = divmod(index, self._rows)
+    return batch * self._rows * self._count + self._p * self._rows + row
+
+  def __getitem__(self, index):
+    if isinstance(index, slice):
+      return self.slice(index)
+    return self._parent[self._parent_index(index)]
+
+  def __str__(self) -> str:
+    return f"_HostRows(process {self._p} of {self._count}, {self._rows} rows)"
+
+
 # ------------------------------------------------------------------------------------------ entry points
 def create_train_dataset(config, process_index=None, process_count=None,
                          index: SplitIndex | None = None) -> grain.IterDataset:
@@ -251,7 +279,8 @@ def create_train_dataset(config, process_index=None, process_count=None,
   num_targets = len(index.names) if index.targets is None else len(index.targets)
   ds = grain.MapDataset.range(num_targets).shuffle(seed=seed).repeat(None)
   ds = ds.random_map(_RandomTuple(loader, sampler, config.data.num_sources, index.targets), seed=seed + 1)
-  ds = ds[process_index::process_count]
+  if process_count > 1:
+    ds = _HostRows(ds, process_index, process_count, per_host)
   it = ds.to_iter_dataset(grain.ReadOptions(
       num_threads=_READ_THREADS, prefetch_buffer_size=max(1, config.data.prefetch_buffer_size) * per_host))
   it = it.batch(per_host, drop_remainder=True)

@@ -1,4 +1,4 @@
-"""Bilinear warping of NHWC feature maps by flows in pixels (DESIGN section 3).
+"""Bilinear warping of NHWC feature maps by flows in pixels (docs/design.md, "## 2. Generator").
 
 Convention. `x` is (B, H, W, C) and `flow` is (B, H, W, 2) in pixels of `x`; channel 0 is the x (width)
 offset, channel 1 the y (height) offset. Output pixel (y, x) is `x` sampled bilinearly at
@@ -210,17 +210,25 @@ def _warp_gather_bwd(padding, residuals, g):
   # Blocking the output rows is a CPU optimisation (the gathered corners and scatter updates stay
   # cache-sized and XLA's per-call temp arena small); on GPU/TPU all rows are one block. Blocks split
   # rows, never the batch, so a batch-sharded x stays sharded under SPMD partitioning.
-  rows = _rows_per_block(h, b * w * c) if jax.default_backend() == "cpu" else h
+  # The form is chosen when the program is lowered, per platform (`lax.platform_dependent`), not from
+  # the process's default backend: a program lowered here for GPU or TPU (jax.export) gets their form.
+  rows = _rows_per_block(h, b * w * c)
   if rows == h:
     grad_x, grad_flow = _backward_rows(flat, flow, g, grad_x, padding, h, w, 0)
   else:
-    def block(acc, i):
-      row0 = i * rows
-      f_i = lax.dynamic_slice_in_dim(flow, row0, rows, axis=1)
-      g_i = lax.dynamic_slice_in_dim(g, row0, rows, axis=1)
-      return _backward_rows(flat, f_i, g_i, acc, padding, h, w, row0)
-    grad_x, grad_flow = lax.scan(block, grad_x, jnp.arange(h // rows))
-    grad_flow = jnp.moveaxis(grad_flow, 0, 1).reshape(b, h, w, 2)   # (blocks, B, rows, W, 2)
+    def one_block(flat, flow, g, grad_x):
+      return _backward_rows(flat, flow, g, grad_x, padding, h, w, 0)
+
+    def row_blocks(flat, flow, g, grad_x):
+      def block(acc, i):
+        row0 = i * rows
+        f_i = lax.dynamic_slice_in_dim(flow, row0, rows, axis=1)
+        g_i = lax.dynamic_slice_in_dim(g, row0, rows, axis=1)
+        return _backward_rows(flat, f_i, g_i, acc, padding, h, w, row0)
+      grad_x, grad_flow = lax.scan(block, grad_x, jnp.arange(h // rows))
+      return grad_x, jnp.moveaxis(grad_flow, 0, 1).reshape(b, h, w, 2)   # (blocks, B, rows, W, 2)
+
+    grad_x, grad_flow = lax.platform_dependent(flat, flow, g, grad_x, cpu=row_blocks, default=one_block)
   return grad_x.reshape(x.shape).astype(x.dtype), grad_flow.astype(flow.dtype)
 
 

@@ -161,13 +161,15 @@ def save_exported(path: str, exported, params, metadata: dict) -> None:
 
 
 def export_run(config, workdir: str, out: str, step: int | None = None, batch: int | None = None,
-               num_sources: int | None = None, platforms: Sequence[str] | None = None) -> dict:
-  """Restores the run's generator and writes `out`; returns the metadata written."""
+               num_sources: int | None = None, platforms: Sequence[str] | None = None,
+               raw_params: bool = False) -> dict:
+  """Restores the run's generator (its EMA parameters unless `raw_params`) and writes `out`; returns
+  the metadata written."""
   from rfgen_jax import inference  # pylint: disable=import-outside-toplevel
   for name, value in (("--batch", batch), ("--num_sources", num_sources)):
     if value is not None and value < 1:
       raise ValueError(f"{name} must be >= 1 (or omitted for a symbolic size), got {value}.")
-  generator, params, step = inference.restore_generator(config, workdir, step)
+  generator, params, step = inference.restore_generator(config, workdir, step, use_ema=not raw_params)
   image_size = tuple(int(s) for s in config.data.image_size)
   pose_channels = int(config.data.pose_channels)
   exported = export_generator(generator, params, image_size, pose_channels, batch, num_sources, platforms)
@@ -181,6 +183,7 @@ def export_run(config, workdir: str, out: str, step: int | None = None, batch: i
       "platforms": list(exported.platforms),
       "workdir": workdir,
       "step": step,
+      "params": "raw" if raw_params else "ema",
       "config": json.loads(config.to_json_best_effort()),
   }
   save_exported(out, exported, params, metadata)
@@ -200,13 +203,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help="fixed number of sources K (default: symbolic k)")
   parser.add_argument("--platforms", default=None,
                       help="comma-separated lowering platforms, e.g. cpu,cuda (default: this backend)")
+  parser.add_argument("--raw_params", action="store_true",
+                      help="export the raw generator parameters, not their EMA (the default)")
   args = parser.parse_args(argv)
   from rfgen_jax.tools import generate  # pylint: disable=import-outside-toplevel
   try:
     config = generate.load_config(args.config, args.workdir)
     platforms = [p.strip() for p in args.platforms.split(",") if p.strip()] if args.platforms else None
     metadata = export_run(config, args.workdir, args.out, args.step, args.batch, args.num_sources,
-                          platforms)
+                          platforms, raw_params=args.raw_params)
   except (FileNotFoundError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

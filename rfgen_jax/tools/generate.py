@@ -256,8 +256,12 @@ def load_config(config_spec: str | None, workdir: str) -> ml_collections.ConfigD
 
 def run(config, workdir: str, sources: Sequence[str], keypoints: str, target_pose: str, out: str,
         step: int | None = None, target_name: str | None = None,
-        target_size: tuple[int, int] | None = None, fit: str = "pad") -> dict[str, str]:
-  """Generates one image; see the module docstring for the arguments. Returns {"image", "grid"} paths."""
+        target_size: tuple[int, int] | None = None, fit: str = "pad",
+        raw_params: bool = False) -> dict[str, str]:
+  """Generates one image; see the module docstring for the arguments. Returns {"image", "grid"} paths.
+
+  The generator's EMA parameters are used (train.ema_decay), its raw ones with `raw_params`
+  (`--raw_params`)."""
   sources = [s for s in sources if s]
   if not sources:
     raise ValueError("No source images given (K = 0): pass --sources a.jpg[,b.jpg,...].")
@@ -272,7 +276,7 @@ def run(config, workdir: str, sources: Sequence[str], keypoints: str, target_pos
   inputs = inference.prepare_inputs(
       config, images, source_kps, entry.keypoints, target_size=frame,
       names=[os.path.basename(s) for s in sources], target_name=f"target pose {entry.name!r}", fit=fit)
-  generator, params = inference.load_generator(config, workdir, step)
+  generator, params = inference.load_generator(config, workdir, step, use_ema=not raw_params)
   generated = inference.generate(generator, params, inputs)
   image = np.clip(np.round((generated[0] + 1.0) * 127.5), 0, 255).astype(np.uint8)
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
@@ -300,12 +304,14 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
   parser.add_argument("--fit", default="pad", choices=inference.FIT_MODES,
                       help="other aspect ratios: pad (default) or stretch to the model's size")
+  parser.add_argument("--raw_params", action="store_true",
+                      help="use the raw generator parameters, not their EMA (the default)")
   args = parser.parse_args(argv)
   try:
     config = load_config(args.config, args.workdir)
     run(config, args.workdir, args.sources.split(","), args.keypoints, args.target_pose, args.out,
         step=args.step, target_name=args.target_name, target_size=parse_size(args.target_size),
-        fit=args.fit)
+        fit=args.fit, raw_params=args.raw_params)
   except (FileNotFoundError, KeyError, ValueError) as e:
     message = e.args[0] if isinstance(e, KeyError) and e.args else e
     print(f"error: {message}", file=sys.stderr)

@@ -1,4 +1,13 @@
-"""One mesh over all devices: a `data` axis for the batch and a `model` axis kept for parameter sharding."""
+"""One mesh over all devices: a `data` axis for the batch, and a `model` axis that must have size 1.
+
+The train state is replicated on every device and batches are split on `data` only, so a `model` axis of
+size > 1 would make its devices repeat each other's work: `make_mesh` refuses it. docs/scaling.md gives the
+memory per device that makes replication the right choice for this model (parameter sharding would save
+less than a tenth of a GPU's memory at the paper's largest config).
+
+Several processes: `to_global_batch` assembles the global batch from each process's rows (process p holds
+rows [p * B / P, (p + 1) * B / P) of the global batch of B, its local devices' slices).
+"""
 from __future__ import annotations
 
 import jax
@@ -25,6 +34,11 @@ def make_mesh(mesh_shape=(-1, 1), devices=None) -> Mesh:
   if int(np.prod(shape)) != devices.size:
     raise ValueError(
         f"--config.train.mesh_shape={tuple(mesh_shape)} does not cover the {devices.size} devices.")
+  if shape[1] != 1:
+    raise ValueError(
+        f"--config.train.mesh_shape={tuple(mesh_shape)} has a `model` axis of {shape[1]} devices; only 1 "
+        "is supported (parameters are replicated, the batch is split on `data`: a larger `model` axis "
+        "would repeat work). Use (-1, 1); docs/scaling.md explains why there is no parameter sharding.")
   auto = (jax.sharding.AxisType.Auto,) * 2
   return jax.make_mesh(tuple(shape), (DATA_AXIS, MODEL_AXIS), axis_types=auto, devices=devices.ravel())
 

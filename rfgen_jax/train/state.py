@@ -1,5 +1,5 @@
 """The training state: one pytree with generator and discriminator variables, three optimizer states,
-the step and the base rng.
+the exponential moving average (EMA) of the generator's parameters, and the step.
 
 The flow warm-up (stage 1) has its own Adam state over `params["flow_estimator"]` only; stage 2 starts a
 fresh Adam over the whole generator, as when the paper's two stages are separate runs.
@@ -17,8 +17,8 @@ import optax
 @flax.struct.dataclass
 class TrainState:
   step: jax.Array                 # int32 scalar: number of updates done
-  rng: jax.Array                  # base PRNG key; the step's key is fold_in(rng, step)
   gen_params: Any
+  ema_params: Any                 # EMA of gen_params (train.ema_decay); used by eval, samples, export
   disc_params: Any
   disc_stats: Any                 # spectral-norm power-iteration vectors ("batch_stats")
   flow_opt_state: Any             # stage 1: Adam over gen_params["flow_estimator"]
@@ -35,6 +35,23 @@ def make_optimizers(config) -> tuple[optax.GradientTransformation, ...]:
     return optax.chain(*chain, optax.adam(lr, b1=t.adam_b1, b2=t.adam_b2))
 
   return adam(t.learning_rate), adam(t.learning_rate), adam(t.disc_learning_rate)
+
+
+def ema_decay(config, step: jax.Array) -> jax.Array:
+  """The EMA decay used for the update that makes `step` updates: min(train.ema_decay, (1+t)/(10+t)).
+
+  The ramp (as in TensorFlow's `ExponentialMovingAverage(num_updates=...)`) keeps the average from being
+  dominated by the random initialisation early on; `train.ema_decay=0` makes the EMA equal the raw
+  parameters. See docs/scaling.md ("EMA of the generator") for the default.
+  """
+  t = step.astype(jnp.float32)
+  return jnp.minimum(jnp.float32(config.train.ema_decay), (1.0 + t) / (10.0 + t))
+
+
+def update_ema(config, ema_params, new_params, step: jax.Array):
+  """ema <- d * ema + (1 - d) * params, with d = `ema_decay(config, step)`; float32 like the params."""
+  d = ema_decay(config, step)
+  return jax.tree.map(lambda e, p: (d * e + (1.0 - d) * p).astype(p.dtype), ema_params, new_params)
 
 
 def dummy_inputs(config, batch_size: int, num_sources: int):
@@ -58,7 +75,6 @@ def init_state(config, rng: jax.Array, generator, discriminator) -> TrainState:
   # threefry's (hundreds of initialisers). Deterministic for a seed on a given backend.
   init_key = jax.random.wrap_key_data(jnp.concatenate([rng, rng]).astype(jnp.uint32), impl="rbg")
   gen_rng, disc_rng = jax.random.split(init_key)
-  state_rng = jax.random.fold_in(rng, 1)
   sources, source_poses, target_pose = dummy_inputs(config, 1, config.data.num_sources)
   gen_params = generator.init(gen_rng, sources, source_poses, target_pose)["params"]
   disc_vars = discriminator.init(disc_rng, sources[:, 0])
@@ -66,8 +82,8 @@ def init_state(config, rng: jax.Array, generator, discriminator) -> TrainState:
   disc_stats = disc_vars.get("batch_stats", {})
   return TrainState(
       step=jnp.zeros((), jnp.int32),
-      rng=state_rng,
       gen_params=gen_params,
+      ema_params=gen_params,
       disc_params=disc_params,
       disc_stats=disc_stats,
       flow_opt_state=flow_tx.init(gen_params["flow_estimator"]),

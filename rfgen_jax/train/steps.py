@@ -19,7 +19,7 @@ import optax
 
 from rfgen_jax import losses as losses_lib
 from rfgen_jax.ops import resize_flow
-from rfgen_jax.train.state import TrainState, make_optimizers
+from rfgen_jax.train.state import TrainState, make_optimizers, update_ema
 
 
 def vgg_taps(config) -> tuple[str, ...]:
@@ -110,7 +110,9 @@ def flow_step(state: TrainState, batch: dict, vgg_params, *, config, generator, 
   updates, flow_opt_state = flow_tx.update(grads, state.flow_opt_state, flow_params)
   new_gen = {**state.gen_params, "flow_estimator": optax.apply_updates(flow_params, updates)}
   metrics["grad_norm/flow_estimator"] = optax.global_norm(grads)
-  return state.replace(step=state.step + 1, gen_params=new_gen, flow_opt_state=flow_opt_state), metrics
+  ema = update_ema(config, state.ema_params, new_gen, state.step)
+  return state.replace(step=state.step + 1, gen_params=new_gen, ema_params=ema,
+                       flow_opt_state=flow_opt_state), metrics
 
 
 def full_step(state: TrainState, batch: dict, vgg_params, *, config, generator, discriminator, vgg):
@@ -118,7 +120,6 @@ def full_step(state: TrainState, batch: dict, vgg_params, *, config, generator, 
   _, gen_tx, disc_tx = make_optimizers(config)
   c = config.losses
   taps = vgg_taps(config)
-  step_rng = jax.random.fold_in(state.rng, state.step)
   src_feats, tgt_feats = _source_and_target_feats(vgg, vgg_params, batch, taps)
   target = batch["target_image"]
 
@@ -129,7 +130,7 @@ def full_step(state: TrainState, batch: dict, vgg_params, *, config, generator, 
 
   def gen_loss_fn(gen_params):
     out = generator.apply({"params": gen_params}, batch["source_images"], batch["source_poses"],
-                          batch["target_pose"], rngs={"dropout": step_rng})
+                          batch["target_pose"])
     fake = out["image"].astype(jnp.float32)
     fake_feats = _vgg_features(vgg, vgg_params, fake, taps)
     l1 = losses_lib.l1_loss(fake, target)
@@ -162,20 +163,50 @@ def full_step(state: TrainState, batch: dict, vgg_params, *, config, generator, 
       "grad_norm/generator": optax.global_norm(gen_grads),
       "grad_norm/discriminator": optax.global_norm(disc_grads),
   })
+  new_gen = optax.apply_updates(state.gen_params, gen_updates)
   new_state = state.replace(
       step=state.step + 1,
-      gen_params=optax.apply_updates(state.gen_params, gen_updates),
+      gen_params=new_gen,
+      ema_params=update_ema(config, state.ema_params, new_gen, state.step),
       disc_params=optax.apply_updates(state.disc_params, disc_updates),
       disc_stats=disc_stats, gen_opt_state=gen_opt_state, disc_opt_state=disc_opt_state)
   return new_state, metrics
 
 
+def init_health(metrics_shape) -> dict:
+  """The on-device finiteness record of one step function: no bad step yet (-1), zeroed metrics.
+
+  Args:
+    metrics_shape: the step's metrics (arrays or ShapeDtypeStructs, e.g. from `jax.eval_shape`).
+  """
+  return {"step": jnp.full((), -1, jnp.int32),
+          "metrics": jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), metrics_shape)}
+
+
+def with_health(step_fn):
+  """`step_fn(state, batch, vgg_params)` -> `fn(state, batch, vgg_params, health)` that also returns the
+  updated finiteness record: the first step (1-based, = state.step after it) whose metrics held a NaN or
+  infinity, and those metrics. Computed on the device, so the loop reads it only when it logs or saves.
+  """
+  def fn(state, batch, vgg_params, health):
+    new_state, metrics = step_fn(state, batch, vgg_params)
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(m)) for m in jax.tree.leaves(metrics)]))
+    first = jnp.logical_and(health["step"] < 0, jnp.logical_not(finite))
+    health = {"step": jnp.where(first, state.step + 1, health["step"]),
+              "metrics": jax.tree.map(lambda old, new: jnp.where(first, new, old), health["metrics"],
+                                      metrics)}
+    return new_state, metrics, health
+  return fn
+
+
 def jit_step(step_fn, state_sharding, batch_sharding, replicated_sharding, **static):
-  """`jax.jit` of `step_fn(state, batch, vgg_params)` with explicit shardings and the state donated.
+  """`jax.jit` of `with_health(step_fn)`: `(state, batch, vgg_params, health) -> (state, metrics,
+  health)` with explicit shardings; the state and the health record are donated.
 
   The VGG19 parameters are an argument (replicated), not a closure, so they are not baked into the
   compiled program as constants.
   """
-  fn = functools.partial(step_fn, **static)
-  return jax.jit(fn, in_shardings=(state_sharding, batch_sharding, replicated_sharding),
-                 out_shardings=(state_sharding, replicated_sharding), donate_argnums=(0,))
+  fn = with_health(functools.partial(step_fn, **static))
+  return jax.jit(fn, in_shardings=(state_sharding, batch_sharding, replicated_sharding, replicated_sharding),
+                 out_shardings=(state_sharding, replicated_sharding, replicated_sharding),
+                 donate_argnums=(0, 3))

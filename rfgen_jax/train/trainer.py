@@ -2,9 +2,18 @@
 
 `train_and_evaluate(config, workdir)` runs both stages (flow warm-up, then end to end), resumes from the
 latest checkpoint of `workdir`, and evaluates at the end when `train.eval_at_end` is set.
+
+Keeping the device busy: the host never waits for a step except when it logs, samples or saves. Whether
+a step's losses are finite is recorded on the device (`steps.with_health`) and read only at log and
+checkpoint steps (before saving, so a checkpoint never holds a non-finite update); the next global batch
+is read and put on the devices while the current step runs; at most `_MAX_IN_FLIGHT` steps are queued.
+Preemption (SIGTERM): `preemption.py`. Several processes: every process reads its own rows of each
+global batch (`data.create_train_iterator`), and everything it writes but the checkpoints is written by
+process 0.
 """
 from __future__ import annotations
 
+import collections
 import functools
 import itertools
 import os
@@ -16,9 +25,11 @@ from absl import logging
 from clu import metric_writers, periodic_actions
 from jax.experimental import multihost_utils
 
-from rfgen_jax import config_utils, data, models, visualize
+from rfgen_jax import config_utils, data, inference, models, visualize
 from rfgen_jax.nets import vgg19
-from rfgen_jax.train import checkpointing, sharding, state as state_lib, steps
+from rfgen_jax.train import checkpointing, preemption, sharding, state as state_lib, steps
+
+_MAX_IN_FLIGHT = 2   # steps dispatched but not finished: enough to hide the host's per-step work
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -32,16 +43,22 @@ def write_config(config, workdir: str) -> None:
       f.write(config.to_json_best_effort(indent=2, sort_keys=True))
 
 
-def check_finite(metrics: dict, step: int, checkpoint_dir: str, last_saved: int | None) -> None:
-  """Raises NonFiniteLossError naming the step and every non-finite term."""
-  bad = {k: float(v) for k, v in metrics.items() if not np.isfinite(v)}
-  if bad:
-    kept = (f"the last good checkpoint (step {last_saved}) is kept in {checkpoint_dir}"
-            if last_saved is not None else "no checkpoint had been written yet")
-    raise NonFiniteLossError(
-        f"Non-finite loss at step {step}: " + ", ".join(f"{k}={v}" for k, v in sorted(bad.items())) +
-        f". Training stopped; {kept}. Try a lower --config.train.learning_rate or "
-        "--config.train.grad_clip_norm.")
+def check_health(health: dict, checkpoint_dir: str, last_saved: int | None) -> None:
+  """Raises NonFiniteLossError naming the first bad step and its non-finite terms.
+
+  Args:
+    health: a host copy of a `steps.with_health` record: {"step": first bad step or -1, "metrics"}.
+  """
+  step = int(health["step"])
+  if step < 0:
+    return
+  bad = {k: float(v) for k, v in health["metrics"].items() if not np.isfinite(v)}
+  kept = (f"the last good checkpoint (step {last_saved}) is kept in {checkpoint_dir}"
+          if last_saved is not None else "no checkpoint had been written yet")
+  raise NonFiniteLossError(
+      f"Non-finite loss at step {step}: " + ", ".join(f"{k}={v}" for k, v in sorted(bad.items())) +
+      f". Training stopped; {kept}. Try a lower --config.train.learning_rate or "
+      "--config.train.grad_clip_norm.")
 
 
 class Trainer:
@@ -64,7 +81,7 @@ class Trainer:
 
     # ------------------------------------------------------------ input
     data.ensure_dataset(config)
-    self.train_iter = data.create_train_iterator(config)
+    self.train_iter = data.create_train_iterator(config)   # this process's rows of each global batch
 
     # ------------------------------------------------------------ model
     self.generator = models.build_generator(config)
@@ -89,16 +106,25 @@ class Trainer:
     self.last_saved = latest
 
     # ------------------------------------------------------------ steps
+    self._flow_fn = functools.partial(steps.flow_step, config=config, generator=self.generator,
+                                      vgg=self.vgg)
+    self._full_fn = functools.partial(steps.full_step, config=config, generator=self.generator,
+                                      discriminator=self.discriminator, vgg=self.vgg)
     jit = functools.partial(steps.jit_step, state_sharding=self.state_sharding,
                             batch_sharding=self.batch_sharding, replicated_sharding=self.replicated)
-    self.flow_step = jit(steps.flow_step, config=config, generator=self.generator, vgg=self.vgg)
-    self.full_step = jit(steps.full_step, config=config, generator=self.generator,
-                         discriminator=self.discriminator, vgg=self.vgg)
-    self.generate = jax.jit(
-        lambda params, b: self.generator.apply({"params": params}, b["source_images"],
-                                               b["source_poses"], b["target_pose"])["image"],
-        in_shardings=(self.replicated, self.batch_sharding), out_shardings=self.batch_sharding)
+    self.flow_step = jit(self._flow_fn)
+    self.full_step = jit(self._full_fn)
+    self.generate = inference.make_generate(self.generator, self.replicated, self.batch_sharding)
     self._sample_batch = None
+    self.health = None      # per stage, the on-device finiteness record (steps.with_health)
+
+  def _init_health(self, batch) -> dict:
+    """{stage: its on-device finiteness record}, replicated (metric shapes from `jax.eval_shape`)."""
+    records = {}
+    for stage, fn in ((1, self._flow_fn), (2, self._full_fn)):
+      shapes = jax.eval_shape(fn, self.state, batch, self.vgg_params)[1]
+      records[stage] = jax.jit(lambda s=shapes: steps.init_health(s), out_shardings=self.replicated)()
+    return records
 
   # -------------------------------------------------------------- samples
   def sample_batch(self) -> dict:
@@ -118,7 +144,8 @@ class Trainer:
   def write_samples(self, step: int) -> None:
     """Writes sources | target pose | generated | ground truth for the sample batch (PNG + TensorBoard)."""
     host = self.sample_batch()
-    generated = self.generate(self.state.gen_params, sharding.to_global_batch(host, self.mesh))
+    params = self.state.ema_params if self.config.eval.use_ema else self.state.gen_params
+    generated = self.generate(params, sharding.to_global_batch(host, self.mesh))
     generated = np.asarray(multihost_utils.process_allgather(generated, tiled=True))
     if jax.process_index() == 0:
       grid = visualize.sample_grid(host, generated[:host["target_image"].shape[0]])
@@ -126,7 +153,17 @@ class Trainer:
       self.writer.write_images(step, {"samples": grid[None]})
 
   # -------------------------------------------------------------- loop
+  def next_batch(self) -> dict:
+    """The next global batch, put on the devices (this process's rows; the copy runs asynchronously)."""
+    return sharding.to_global_batch(next(self.train_iter), self.mesh)
+
+  def check_health(self) -> None:
+    """Reads both stages' finiteness records (blocks until the dispatched steps are done)."""
+    for record in jax.device_get(self.health).values():
+      check_health(record, self.checkpointer.directory, self.last_saved)
+
   def run(self) -> None:
+    """Trains to `train.total_steps`. Raises `preemption.Preempted` after saving, on SIGTERM."""
     config = self.config
     total = config.train.total_steps
     warmup = config.train.flow_warmup_steps
@@ -142,34 +179,38 @@ class Trainer:
     learning_rates = {"lr/flow_estimator": config.train.learning_rate,
                       "lr/generator": config.train.learning_rate,
                       "lr/discriminator": config.train.disc_learning_rate}
-    ckpt_dir = self.checkpointer.directory
-    pending = None          # (step, metrics) not yet checked: checked one step later, keeping dispatch async
+    watch = preemption.PreemptionWatch()
+    in_flight = collections.deque()
     start = time.time()
     try:
+      batch = self.next_batch()
+      if self.health is None:
+        self.health = self._init_health(batch)
       for step in range(first, total):
         stage = 1 if step < warmup else 2
         if step == first or step == warmup:
           logging.info("Step %d: stage %d (%s).", step, stage,
                        "flow warm-up: flow estimator only, L_flow" if stage == 1
                        else "end to end: generator + discriminator, full loss")
+        while len(in_flight) >= _MAX_IN_FLIGHT:
+          jax.block_until_ready(in_flight.popleft())
         with jax.profiler.StepTraceAnnotation("train", step_num=step):
-          batch = sharding.to_global_batch(next(self.train_iter), self.mesh)
           step_fn = self.flow_step if stage == 1 else self.full_step
-          self.state, metrics = step_fn(self.state, batch, self.vgg_params)
-        if pending is not None:
-          check_finite(jax.device_get(pending[1]), pending[0], ckpt_dir, self.last_saved)
-        pending = (step + 1, metrics)
+          self.state, metrics, self.health[stage] = step_fn(self.state, batch, self.vgg_params,
+                                                            self.health[stage])
+        in_flight.append(metrics)
         done = step + 1
+        preempted = watch.reached(done)
+        log_now = done % config.train.log_every_steps == 0 or done == total
+        save_now = done % config.checkpoint.every_steps == 0 or done == total or preempted
+        if done < total and not save_now:
+          batch = self.next_batch()     # overlaps the running step; at a save, read after saving
         for hook in hooks:
           hook(done)
-        log_now = done % config.train.log_every_steps == 0 or done == total
-        save_now = done % config.checkpoint.every_steps == 0 or done == total
-        if log_now or save_now:   # these steps are checked now (a checkpoint never holds a NaN update)
-          host = jax.device_get(metrics)
-          check_finite(host, done, ckpt_dir, self.last_saved)
-          pending = None
+        if log_now or save_now:         # a checkpoint never holds a non-finite update
+          self.check_health()
         if log_now:
-          scalars = {k: float(v) for k, v in host.items()}
+          scalars = {k: float(v) for k, v in jax.device_get(metrics).items()}
           scalars.update(learning_rates, stage=stage)
           self.writer.write_scalars(done, scalars)
         if done % config.train.sample_every_steps == 0 or done == total:
@@ -177,9 +218,14 @@ class Trainer:
         if save_now:
           self.checkpointer.save(done, self.state, self.train_iter, config)
           self.last_saved = done
-      if pending is not None:
-        check_finite(jax.device_get(pending[1]), pending[0], ckpt_dir, self.last_saved)
+          if preempted:
+            self.checkpointer.wait()
+            logging.warning("Preempted: checkpoint of step %d written; exiting.", done)
+            raise preemption.Preempted(done, self.checkpointer.directory)
+          if done < total:
+            batch = self.next_batch()
     finally:
+      watch.close()
       self.checkpointer.wait()
       self.writer.flush()
     logging.info("Trained steps %d..%d in %.1f s.", first, total, time.time() - start)
