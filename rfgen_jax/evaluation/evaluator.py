@@ -167,10 +167,14 @@ def evaluate(config, workdir: str) -> dict:
         fake_stats.update(gather(inception(fake)), global_valid)
         if real_acc is not None:
           real_acc.update(gather(inception(real)), global_valid)
-      if i == 0 and jax.process_index() == 0:
-        grid = visualize.sample_grid(batch, np.asarray(jax.device_get(fake))[:len(valid)],
-                                     max_rows=min(8, int(valid.sum())))
-        visualize.write_png(os.path.join(out_dir, f"samples_K{k}.png"), grid)
+      if i == 0:
+        # A global array may span several processes: gather it on every process (a collective), then
+        # process 0 draws its own rows (the first per-host rows of the global batch, as to_global_batch
+        # lays them out).
+        fake_host = gather(fake)
+        if jax.process_index() == 0:
+          grid = visualize.sample_grid(batch, fake_host[:len(valid)], max_rows=min(8, int(valid.sum())))
+          visualize.write_png(os.path.join(out_dir, f"samples_K{k}.png"), grid)
       progress(i + 1)
     row = {name: _mean(v) for name, v in per_image.items()}
     if inception is not None:
