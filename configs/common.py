@@ -225,11 +225,20 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.eval.step = -1                  # -1 = latest checkpoint
   c.eval.batch_size = 8
   c.eval.max_tuples = 0             # 0 = all test tuples
-  c.eval.inception_weights = None   # converted pytorch-fid Inception-v3 file
+  # Evaluators run by --mode=eval, by name (rfgen_jax/evaluation/evaluators.py); docs/protocol_eval.md.
+  c.eval.evaluators = ("fid_gfla", "fid_pytorch", "lpips", "mask_lpips", "ssim_psnr_l1", "samples", "pngs")
+  c.eval.every_steps = 0            # > 0: the trainer also runs eval.train_evaluators every N steps
+  c.eval.train_evaluators = ("fid_gfla", "lpips", "mask_lpips", "ssim_psnr_l1")
+  c.eval.fid_real = "train"         # FID's real statistics: train (the whole training split, GFLA) | test
+                                    # (the evaluated test targets)
+  c.eval.test_pairs = "auto"        # auto: data.root's market-/fasion-pairs-test.csv when present (Table 1's
+                                    # pairs); "": the seeded tuples; or a pairs CSV (evaluation/test_pairs.py)
+  c.eval.gfla_inception_weights = None  # converted torchvision inception_v3_google-*.pth (GFLA's FID, `fid`)
+  c.eval.inception_weights = None   # converted pytorch-fid pt_inception-2015-12-05 file (`fid_pytorch`)
   c.eval.alexnet_weights = None     # converted torchvision AlexNet file (LPIPS backbone)
   c.eval.lpips_heads = None         # converted LPIPS v0.1 linear heads
   c.eval.mask_lpips = True          # Market-1501 metric: LPIPS inside the target's limb mask
-  c.eval.num_sample_grids = 2
+  c.eval.num_sample_grids = 2       # batches drawn into samples_K{k}.png
   c.eval.use_ema = True             # eval with the generator's EMA parameters (False: the raw ones)
 
   return c

@@ -269,3 +269,146 @@ def test_convert_script_roundtrip(tmp_path):
                                 expected["Mixed_7c"]["branch_pool"]["conv"]["kernel"])
   np.testing.assert_array_equal(params["Conv2d_1a_3x3"]["bn"]["mean"],
                                 expected["Conv2d_1a_3x3"]["bn"]["mean"])
+
+
+# --- GFLA's FID network: torchvision's inception_v3 with GFLA's wrapper ---------------------------
+# Written from GFLA's `script/metrics.py` / `script/inception.py` (an early pytorch-fid): the blocks of
+# torchvision's `inception_v3` up to the final average pool, the input bilinearly resized to 299
+# (F.upsample's default, align_corners=False) and then mapped per channel by
+# x * (std / 0.5) + (mean - 0.5) / 0.5 with the ImageNet statistics.
+
+from tests.torchvision_compat import import_pytorch_fid, import_torchvision  # noqa: E402
+
+
+def _randomise_bn(net, seed):
+  g = torch.Generator().manual_seed(seed)
+  with torch.no_grad():
+    for m in net.modules():
+      if isinstance(m, torch.nn.BatchNorm2d):
+        m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+        m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+        m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.2)
+        m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) * 1.5 + 0.5)
+  return net.eval()
+
+
+def _torchvision_inception(seed):
+  tv = import_torchvision()
+  torch.manual_seed(seed)
+  net = tv.models.inception_v3(weights=None, aux_logits=True, init_weights=True)
+  return _randomise_bn(net, seed)
+
+
+def _gfla_features(net, images01, resize):
+  """GFLA's InceptionV3 wrapper (blocks 0-3, pool3) around a torchvision Inception3, [0, 1] NCHW input."""
+  blocks = torch.nn.Sequential(
+      net.Conv2d_1a_3x3, net.Conv2d_2a_3x3, net.Conv2d_2b_3x3, torch.nn.MaxPool2d(3, 2),
+      net.Conv2d_3b_1x1, net.Conv2d_4a_3x3, torch.nn.MaxPool2d(3, 2),
+      net.Mixed_5b, net.Mixed_5c, net.Mixed_5d, net.Mixed_6a, net.Mixed_6b, net.Mixed_6c, net.Mixed_6d,
+      net.Mixed_6e, net.Mixed_7a, net.Mixed_7b, net.Mixed_7c, torch.nn.AdaptiveAvgPool2d((1, 1)))
+  x = torch.from_numpy(images01.transpose(0, 3, 1, 2))
+  with torch.no_grad():
+    if resize:
+      x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
+    x = x.clone()
+    x[:, 0] = x[:, 0] * (0.229 / 0.5) + (0.485 - 0.5) / 0.5
+    x[:, 1] = x[:, 1] * (0.224 / 0.5) + (0.456 - 0.5) / 0.5
+    x[:, 2] = x[:, 2] * (0.225 / 0.5) + (0.406 - 0.5) / 0.5
+    return blocks(x)[:, :, 0, 0].numpy()
+
+
+def _ours(state_dict, images01, resize_to, variant):
+  params = inception.params_from_state_dict(state_dict, variant=variant)
+  model = inception.InceptionV3(resize_to=resize_to, variant=variant)
+  return np.asarray(jax.jit(lambda p, x: model.apply({"params": p}, x))(params, jnp.asarray(images01 * 2 - 1)))
+
+
+def _close(ours, ref):
+  assert ours.shape == ref.shape
+  scale = np.abs(ref).max()
+  assert scale > 1e-3, "degenerate reference features; the comparison would be vacuous"
+  np.testing.assert_allclose(ours, ref, rtol=0, atol=2e-4 * scale)
+  assert np.abs(ref[0] - ref[1]).max() > 1e-4 * scale
+
+
+def test_gfla_variant_matches_torchvision_inception():
+  """torchvision's own inception_v3 (random weights and BN statistics, no download) in GFLA's wrapper."""
+  net = _torchvision_inception(seed=5)
+  images01 = np.random.default_rng(5).uniform(0, 1, size=(2, 139, 147, 3)).astype(np.float32)
+  _close(_ours(_state_dict_numpy(net), images01, None, "gfla"), _gfla_features(net, images01, False))
+
+
+@pytest.mark.slow
+def test_gfla_variant_matches_torchvision_inception_299():
+  net = _torchvision_inception(seed=6)
+  images01 = np.random.default_rng(6).uniform(0, 1, size=(2, 128, 64, 3)).astype(np.float32)
+  _close(_ours(_state_dict_numpy(net), images01, 299, "gfla"), _gfla_features(net, images01, True))
+
+
+def test_gfla_input_transform():
+  """GFLA's per-channel map of [0, 1] images, from its script's constants (float64 oracle)."""
+  x01 = np.random.default_rng(7).uniform(0, 1, size=(2, 5, 4, 3))
+  mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+  ref = x01 * (std / 0.5) + (mean - 0.5) / 0.5
+  ours = np.asarray(inception.gfla_input_transform(jnp.asarray(x01 * 2 - 1, jnp.float32)))
+  np.testing.assert_allclose(ours, ref, atol=1e-6)
+
+
+def test_avg_pool_includes_padding():
+  x = np.random.default_rng(8).normal(size=(1, 6, 5, 2)).astype(np.float32)
+  ref = F.avg_pool2d(torch.from_numpy(x.transpose(0, 3, 1, 2)), 3, 1, 1).numpy().transpose(0, 2, 3, 1)
+  np.testing.assert_allclose(np.asarray(inception.avg_pool_include_pad(jnp.asarray(x))), ref, atol=1e-6)
+
+
+def _pytorch_fid_network(monkeypatch, seed, resize):
+  """pytorch-fid's own InceptionV3 (FID blocks), its weight download patched to random weights."""
+  pf_inception, _ = import_pytorch_fid()
+  torch.manual_seed(seed)
+  donor = _randomised_twin(seed=seed)     # same names and shapes as pt_inception-2015-12-05 (fc: 1008)
+  state = donor.state_dict()
+  monkeypatch.setattr(pf_inception, "load_state_dict_from_url", lambda *a, **k: state)
+  net = pf_inception.InceptionV3([3], resize_input=resize, normalize_input=True).eval()
+  return net, {k: v.numpy() for k, v in state.items()}
+
+
+def test_pytorch_fid_variant_matches_the_pytorch_fid_package(monkeypatch):
+  net, state = _pytorch_fid_network(monkeypatch, seed=9, resize=False)
+  images01 = np.random.default_rng(9).uniform(0, 1, size=(2, 139, 147, 3)).astype(np.float32)
+  with torch.no_grad():
+    ref = net(torch.from_numpy(images01.transpose(0, 3, 1, 2)))[0][:, :, 0, 0].numpy()
+  _close(_ours(state, images01, None, "pytorch_fid"), ref)
+
+
+def test_variants_are_told_apart(tmp_path):
+  """A torchvision file converted as pytorch_fid (or the converse) and a file of the other variant fail."""
+  tv_state = _state_dict_numpy(_torchvision_inception(seed=10))
+  with pytest.raises(ValueError, match="1000-class classifier"):
+    inception.params_from_state_dict(tv_state, variant="pytorch_fid")
+  fid_state = _state_dict_numpy(_randomised_twin(seed=10))
+  with pytest.raises(ValueError, match="1008-class classifier"):
+    inception.params_from_state_dict(fid_state, variant="gfla")
+  path = str(tmp_path / "gfla.npz")
+  inception.save_params(path, inception.params_from_state_dict(tv_state, variant="gfla"), variant="gfla")
+  with pytest.raises(ValueError, match="holds the gfla Inception"):
+    inception.load_params(path, variant="pytorch_fid")
+  inception.load_params(path, variant="gfla")
+
+
+def test_convert_script_gfla_variant(tmp_path):
+  """convert_inception --variant=gfla on torchvision's state dict; the wrong variant exits 2 in one line."""
+  net = _torchvision_inception(seed=11)
+  pth = tmp_path / "inception_v3_google.pth"
+  torch.save(net.state_dict(), pth)
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  base = [sys.executable, "-m", "rfgen_jax.tools.convert_inception", "--input", str(pth)]
+  ok = subprocess.run(base + ["--variant=gfla", "--output", str(tmp_path / "g.npz")], cwd=root, env=env,
+                      capture_output=True, text=True)
+  assert ok.returncode == 0, ok.stderr[-2000:]
+  assert "eval.gfla_inception_weights" in ok.stdout
+  params = inception.load_params(str(tmp_path / "g.npz"), variant="gfla")
+  np.testing.assert_array_equal(params["Mixed_7c"]["branch_pool"]["bn"]["var"],
+                                net.Mixed_7c.branch_pool.bn.running_var.numpy())
+  bad = subprocess.run(base + ["--variant=pytorch_fid", "--output", str(tmp_path / "b.npz")], cwd=root,
+                       env=env, capture_output=True, text=True)
+  assert bad.returncode == 2 and "Traceback" not in bad.stderr and "--variant=gfla" in bad.stderr

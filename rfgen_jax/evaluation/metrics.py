@@ -1,4 +1,4 @@
-"""Image-quality metrics: FID, LPIPS, Mask-LPIPS, SSIM, PSNR, L1 (DESIGN section 7).
+"""Image-quality metrics: FID, LPIPS, Mask-LPIPS, SSIM, PSNR, L1 (docs/design.md, "## 6. Evaluation").
 
 Conventions:
 - Images are NHWC float in [-1, 1] (the generator's range). SSIM, PSNR and L1 are computed on the
@@ -15,8 +15,9 @@ Conventions:
   where `scipy.linalg.sqrtm(S1 @ S2)` returns complex noise.
 
 Networks with converted weights (`InceptionFeatures`, `LPIPSModel`) load from the files named by
-`eval.inception_weights`, `eval.alexnet_weights`, `eval.lpips_heads`; `available(config)` says whether
-they can be loaded and, if not, what to run.
+`eval.gfla_inception_weights` (GFLA's FID: torchvision's ImageNet Inception), `eval.inception_weights`
+(pytorch-fid's TF-Inception), `eval.alexnet_weights`, `eval.lpips_heads`; `available(config)` says
+whether they can be loaded and, if not, what to run.
 """
 from __future__ import annotations
 
@@ -37,8 +38,13 @@ SSIM_TRUNCATE = 3.5
 SSIM_K1 = 0.01
 SSIM_K2 = 0.03
 
-INCEPTION_COMMAND = ("python -m rfgen_jax.tools.convert_inception "
-                     "--input pt_inception-2015-12-05-6726825d.pth --output inception_fid.npz")
+INCEPTION_COMMANDS = {
+    "pytorch_fid": ("python -m rfgen_jax.tools.convert_inception --variant=pytorch_fid "
+                    "--input pt_inception-2015-12-05-6726825d.pth --output inception_fid.npz"),
+    "gfla": ("python -m rfgen_jax.tools.convert_inception --variant=gfla "
+             "--input inception_v3_google-0cc3c7bd.pth --output inception_gfla.npz"),
+}
+INCEPTION_COMMAND = INCEPTION_COMMANDS["pytorch_fid"]
 LPIPS_COMMAND = ("python -m rfgen_jax.tools.convert_lpips --alexnet alexnet-owt-7be5be79.pth "
                  "--heads <lpips>/weights/v0.1/alex.pth --output lpips_alex.npz")
 
@@ -296,36 +302,41 @@ def _weights_problem(path: Optional[str], key: str, command: str) -> Optional[st
 
 
 class InceptionFeatures:
-  """FID Inception-v3 pool3 features with converted weights (`eval.inception_weights`).
+  """FID Inception-v3 pool3 features with converted weights.
 
-  `features = InceptionFeatures.load(path)(images)`: images (B, H, W, 3) in [-1, 1], any size
-  (resized to 299 bilinearly inside) -> (B, 2048) float32. `module`/`params` are exposed for a
-  caller that wants to jit/shard `module.apply({"params": params}, images)` itself.
+  `features = InceptionFeatures.load(path, variant)(images)`: images (B, H, W, 3) in [-1, 1], any size
+  (resized to 299 bilinearly inside) -> (B, 2048) float32. `variant` "gfla" (torchvision's ImageNet
+  network, GFLA's input transform; weights `eval.gfla_inception_weights`) or "pytorch_fid" (the TF FID
+  network; `eval.inception_weights`). `module`/`params` are exposed for a caller that wants to
+  jit/shard `module.apply({"params": params}, images)` itself.
   """
-  CONFIG_KEY = "eval.inception_weights"
+  CONFIG_KEYS = {"pytorch_fid": "eval.inception_weights", "gfla": "eval.gfla_inception_weights"}
+  CONFIG_KEY = CONFIG_KEYS["pytorch_fid"]
 
-  def __init__(self, params: Any, resize_to: Optional[int] = inception_lib.INPUT_SIZE):
-    self.module = inception_lib.InceptionV3(resize_to=resize_to)
+  def __init__(self, params: Any, resize_to: Optional[int] = inception_lib.INPUT_SIZE,
+               variant: str = "pytorch_fid"):
+    self.variant = variant
+    self.module = inception_lib.InceptionV3(resize_to=resize_to, variant=variant)
     self.params = jax.tree_util.tree_map(jnp.asarray, params)
     self._apply = jax.jit(lambda p, x: self.module.apply({"params": p}, x))
 
   @classmethod
-  def load(cls, path: Optional[str]) -> "InceptionFeatures":
+  def load(cls, path: Optional[str], variant: str = "pytorch_fid") -> "InceptionFeatures":
     """Loads a `convert_inception` .npz; MissingWeightsError naming the config key if absent."""
-    problem = _weights_problem(path, cls.CONFIG_KEY, INCEPTION_COMMAND)
+    problem = _weights_problem(path, cls.CONFIG_KEYS[variant], INCEPTION_COMMANDS[variant])
     if problem:
-      raise MissingWeightsError(f"FID needs the Inception weights: {problem}")
-    return cls(inception_lib.load_params(path))
+      raise MissingWeightsError(f"FID ({variant}) needs the Inception weights: {problem}")
+    return cls(inception_lib.load_params(path, variant=variant), variant=variant)
 
   @classmethod
-  def from_config(cls, config) -> "InceptionFeatures":
-    return cls.load(_config_value(config, cls.CONFIG_KEY))
+  def from_config(cls, config, variant: str = "pytorch_fid") -> "InceptionFeatures":
+    return cls.load(_config_value(config, cls.CONFIG_KEYS[variant]), variant)
 
   @staticmethod
-  def available(config) -> Tuple[bool, str]:
+  def available(config, variant: str = "pytorch_fid") -> Tuple[bool, str]:
     """(True, "") if the configured file exists, else (False, what is missing and what to run)."""
-    problem = _weights_problem(_config_value(config, InceptionFeatures.CONFIG_KEY),
-                               InceptionFeatures.CONFIG_KEY, INCEPTION_COMMAND)
+    key = InceptionFeatures.CONFIG_KEYS[variant]
+    problem = _weights_problem(_config_value(config, key), key, INCEPTION_COMMANDS[variant])
     return (problem is None, "" if problem is None else f"FID skipped: {problem}")
 
   def __call__(self, images: jax.Array) -> jax.Array:

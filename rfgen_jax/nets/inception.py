@@ -1,19 +1,27 @@
-"""Inception-v3 of the FID (pytorch-fid `pt_inception-2015-12-05`) graph, in Flax linen.
+"""Inception-v3 pool3 features for FID, in Flax linen: two variants with one set of weight names.
 
-The network is the TensorFlow 2015-12-05 Inception-v3 that FID is defined with, in the layout of
-pytorch-fid's port: torchvision's Inception-v3 with the FID-specific blocks
+`variant="pytorch_fid"`: the TensorFlow 2015-12-05 Inception-v3 that FID is defined with, in the layout
+of pytorch-fid's port (`pt_inception-2015-12-05-*.pth`): torchvision's Inception-v3 with the FID blocks
 
 - `Mixed_5b..5d` (A), `Mixed_6b..6e` (C), `Mixed_7b` (E_1): the 3x3/1 average pool of the pool branch
   ignores the zero padding (`count_include_pad=False`),
-- `Mixed_7c` (E_2): the pool branch uses a 3x3/1 *max* pool instead,
+- `Mixed_7c` (E_2): the pool branch uses a 3x3/1 *max* pool instead;
 
-and returns the 2048-d global-average-pooled output of `Mixed_7c` ("pool3").
+input transform `2 x - 1` of [0, 1] images (= the [-1, 1] images themselves).
 
-Every convolution is `conv (no bias) -> BatchNorm (inference, eps 1e-3) -> ReLU`. The batch-norm
-statistics are frozen weights and live in the `params` collection beside the kernel:
+`variant="gfla"`: torchvision's ImageNet Inception-v3 (`inception_v3_google-*.pth`), as GFLA's FID
+(`script/metrics.py` with its `script/inception.py`, an early pytorch-fid) runs it: every average pool
+counts the padding (`F.avg_pool2d(x, 3, 1, 1)`), `Mixed_7c` pools by average too, and the [0, 1]
+input, after the bilinear resize to 299, goes through `x_c * (std_c / 0.5) + (mean_c - 0.5) / 0.5` with
+the ImageNet mean / std (GFLA's `normalize_input`; it is torchvision's `transform_input`, applied to
+[0, 1] rather than to ImageNet-normalised images, kept as is because the published numbers use it).
+
+Both return the 2048-d global-average-pooled output of `Mixed_7c` ("pool3"). Every convolution is
+`conv (no bias) -> BatchNorm (inference, eps 1e-3) -> ReLU`. The batch-norm statistics are frozen weights
+and live in the `params` collection beside the kernel:
 `{..., "conv": {"kernel": (kh, kw, in, out)}, "bn": {"scale", "bias", "mean", "var": (out,)}}`.
-Submodule names follow the PyTorch state dict (`Mixed_6b/branch7x7dbl_3/...`), so conversion is a
-renaming: `params_from_state_dict`. Layout is NHWC.
+Submodule names follow the PyTorch state dict (`Mixed_6b/branch7x7dbl_3/...`), which is the same for
+both files, so conversion is a renaming: `params_from_state_dict`. Layout is NHWC.
 """
 from __future__ import annotations
 
@@ -26,6 +34,12 @@ import numpy as np
 
 FEATURE_DIM = 2048
 INPUT_SIZE = 299
+VARIANTS = ("pytorch_fid", "gfla")
+# ImageNet channel statistics of torchvision's `transform_input` (GFLA's `normalize_input`).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# Classifier rows of each released file (the classifier itself is not used; it tells the files apart).
+NUM_CLASSES = {"pytorch_fid": 1008, "gfla": 1000}
 BN_EPSILON = 1e-3
 # Smallest input side the pooling/stride chain accepts (pool3 map of 1x1).
 MIN_INPUT_SIZE = 75
@@ -78,6 +92,23 @@ class _FrozenBatchNorm(nn.Module):
     return x * mul + (bias - mean * mul)
 
 
+def avg_pool_include_pad(x: jax.Array) -> jax.Array:
+  """3x3 stride-1 average pool with zero padding 1 that divides by 9 everywhere.
+
+  Equals `F.avg_pool2d(x, 3, 1, 1)` (PyTorch's default `count_include_pad=True`, torchvision's blocks).
+  Args:
+    x: (B, H, W, C).
+  Returns:
+    (B, H, W, C).
+  """
+  window, strides, pads = (1, 3, 3, 1), (1, 1, 1, 1), ((0, 0), (1, 1), (1, 1), (0, 0))
+  return jax.lax.reduce_window(x, 0.0, jax.lax.add, window, strides, pads) / 9.0
+
+
+def _avg_pool(x: jax.Array, include_pad: bool) -> jax.Array:
+  return avg_pool_include_pad(x) if include_pad else avg_pool_exclude_pad(x)
+
+
 def avg_pool_exclude_pad(x: jax.Array) -> jax.Array:
   """3x3 stride-1 average pool with padding 1 that averages only the in-image taps.
 
@@ -101,8 +132,9 @@ def max_pool(x: jax.Array, size: int = 3, stride: int = 2, padding: int = 0) -> 
 
 
 class InceptionA(nn.Module):
-  """FIDInceptionA (Mixed_5b/5c/5d): 64 + 64 + 96 + pool_features channels."""
+  """InceptionA (Mixed_5b/5c/5d): 64 + 64 + 96 + pool_features channels (FIDInceptionA: exclude pad)."""
   pool_features: int
+  include_pad: bool = False
 
   @nn.compact
   def __call__(self, x):
@@ -112,7 +144,7 @@ class InceptionA(nn.Module):
     b3 = BasicConv(64, name="branch3x3dbl_1")(x)
     b3 = BasicConv(96, (3, 3), padding=(1, 1), name="branch3x3dbl_2")(b3)
     b3 = BasicConv(96, (3, 3), padding=(1, 1), name="branch3x3dbl_3")(b3)
-    bp = BasicConv(self.pool_features, name="branch_pool")(avg_pool_exclude_pad(x))
+    bp = BasicConv(self.pool_features, name="branch_pool")(_avg_pool(x, self.include_pad))
     return jnp.concatenate([b1, b5, b3, bp], axis=-1)
 
 
@@ -129,8 +161,9 @@ class InceptionB(nn.Module):
 
 
 class InceptionC(nn.Module):
-  """FIDInceptionC (Mixed_6b..6e): factorised 7x7 branches, 4 x 192 channels."""
+  """InceptionC (Mixed_6b..6e): factorised 7x7 branches, 4 x 192 channels (FIDInceptionC: exclude pad)."""
   channels_7x7: int
+  include_pad: bool = False
 
   @nn.compact
   def __call__(self, x):
@@ -144,7 +177,7 @@ class InceptionC(nn.Module):
     bd = BasicConv(c7, (1, 7), padding=(0, 3), name="branch7x7dbl_3")(bd)
     bd = BasicConv(c7, (7, 1), padding=(3, 0), name="branch7x7dbl_4")(bd)
     bd = BasicConv(192, (1, 7), padding=(0, 3), name="branch7x7dbl_5")(bd)
-    bp = BasicConv(192, name="branch_pool")(avg_pool_exclude_pad(x))
+    bp = BasicConv(192, name="branch_pool")(_avg_pool(x, self.include_pad))
     return jnp.concatenate([b1, b7, bd, bp], axis=-1)
 
 
@@ -163,8 +196,10 @@ class InceptionD(nn.Module):
 
 
 class InceptionE(nn.Module):
-  """FIDInceptionE_1 (`pool="avg"`, Mixed_7b) / FIDInceptionE_2 (`pool="max"`, Mixed_7c): 2048 channels."""
+  """InceptionE (Mixed_7b/7c), 2048 channels; pool branch: `pool="avg"` (torchvision with `include_pad`,
+  FIDInceptionE_1 without) or `pool="max"` (FIDInceptionE_2, Mixed_7c of the FID network)."""
   pool: str = "avg"
+  include_pad: bool = False
 
   @nn.compact
   def __call__(self, x):
@@ -177,7 +212,7 @@ class InceptionE(nn.Module):
     bd = jnp.concatenate([BasicConv(384, (1, 3), padding=(0, 1), name="branch3x3dbl_3a")(bd),
                           BasicConv(384, (3, 1), padding=(1, 0), name="branch3x3dbl_3b")(bd)], axis=-1)
     if self.pool == "avg":
-      pooled = avg_pool_exclude_pad(x)
+      pooled = _avg_pool(x, self.include_pad)
     elif self.pool == "max":
       pooled = max_pool(x, 3, 1, 1)
     else:
@@ -200,29 +235,51 @@ def resize_bilinear(images: jax.Array, size: Tuple[int, int]) -> jax.Array:
                           antialias=False)
 
 
+def gfla_input_transform(images: jax.Array) -> jax.Array:
+  """GFLA's Inception input of [-1, 1] images: per channel `x01 * (std / 0.5) + (mean - 0.5) / 0.5`.
+
+  Args:
+    images: (B, H, W, 3) RGB in [-1, 1] (x01 = (images + 1) / 2 is what GFLA's script feeds).
+  Returns:
+    (B, H, W, 3) float32.
+  """
+  x01 = (images.astype(jnp.float32) + 1.0) * 0.5
+  std = jnp.asarray(IMAGENET_STD, jnp.float32)
+  mean = jnp.asarray(IMAGENET_MEAN, jnp.float32)
+  return x01 * (std / 0.5) + (mean - 0.5) / 0.5
+
+
 class InceptionV3(nn.Module):
-  """FID Inception-v3 returning pool3 features.
+  """Inception-v3 returning pool3 features (see the module docstring for the two variants).
 
   Attributes:
     resize_to: side the inputs are bilinearly resized to first (299 for FID); None keeps the input
       size (must then be >= 75; used by tests to run small inputs).
+    variant: "pytorch_fid" (the FID network, pytorch-fid) or "gfla" (torchvision's ImageNet network with
+      GFLA's input transform).
   """
   resize_to: Optional[int] = INPUT_SIZE
+  variant: str = "pytorch_fid"
 
   @nn.compact
   def __call__(self, images: jax.Array) -> jax.Array:
     """Pool3 features.
 
     Args:
-      images: (B, H, W, 3) RGB in [-1, 1] (the range the network was trained on; pytorch-fid's
-        `2 * x - 1` of [0, 1] images, applied after the resize, is the same map since resizing
-        is linear).
+      images: (B, H, W, 3) RGB in [-1, 1]. pytorch_fid: the network's own range (pytorch-fid's
+        `2 * x - 1` of [0, 1] images, applied after the resize, is the same map since resizing is
+        linear). gfla: `gfla_input_transform` after the resize, as GFLA's script orders them.
     Returns:
       (B, 2048) float32 features.
     """
+    if self.variant not in VARIANTS:
+      raise ValueError(f"InceptionV3: variant must be one of {VARIANTS}, got {self.variant!r}.")
+    tv = self.variant == "gfla"
     x = images.astype(jnp.float32)
     if self.resize_to is not None:
       x = resize_bilinear(x, (self.resize_to, self.resize_to))
+    if tv:
+      x = gfla_input_transform(x)
     if min(x.shape[1:3]) < MIN_INPUT_SIZE:
       raise ValueError(f"InceptionV3: input side must be >= {MIN_INPUT_SIZE}, got {x.shape[1:3]}.")
     x = BasicConv(32, (3, 3), strides=(2, 2), name="Conv2d_1a_3x3")(x)
@@ -232,38 +289,55 @@ class InceptionV3(nn.Module):
     x = BasicConv(80, name="Conv2d_3b_1x1")(x)
     x = BasicConv(192, (3, 3), name="Conv2d_4a_3x3")(x)
     x = max_pool(x)
-    x = InceptionA(32, name="Mixed_5b")(x)
-    x = InceptionA(64, name="Mixed_5c")(x)
-    x = InceptionA(64, name="Mixed_5d")(x)
+    x = InceptionA(32, include_pad=tv, name="Mixed_5b")(x)
+    x = InceptionA(64, include_pad=tv, name="Mixed_5c")(x)
+    x = InceptionA(64, include_pad=tv, name="Mixed_5d")(x)
     x = InceptionB(name="Mixed_6a")(x)
-    x = InceptionC(128, name="Mixed_6b")(x)
-    x = InceptionC(160, name="Mixed_6c")(x)
-    x = InceptionC(160, name="Mixed_6d")(x)
-    x = InceptionC(192, name="Mixed_6e")(x)
+    x = InceptionC(128, include_pad=tv, name="Mixed_6b")(x)
+    x = InceptionC(160, include_pad=tv, name="Mixed_6c")(x)
+    x = InceptionC(160, include_pad=tv, name="Mixed_6d")(x)
+    x = InceptionC(192, include_pad=tv, name="Mixed_6e")(x)
     x = InceptionD(name="Mixed_7a")(x)
-    x = InceptionE("avg", name="Mixed_7b")(x)
-    x = InceptionE("max", name="Mixed_7c")(x)
+    x = InceptionE("avg", include_pad=tv, name="Mixed_7b")(x)
+    x = InceptionE("avg" if tv else "max", include_pad=tv, name="Mixed_7c")(x)
     return jnp.mean(x, axis=(1, 2))
 
 
 # ---------------------------------------------------------------------------------------------
 # Weights: PyTorch state dict (numpy arrays) <-> linen params <-> .npz file.
 
+_FILES = {"pytorch_fid": "pt_inception-2015-12-05-6726825d.pth",
+          "gfla": "torchvision's inception_v3_google-*.pth"}
+VARIANT_KEY = "__variant__"   # .npz entry naming the variant a converted file holds
 _BN_LEAVES = {"weight": "scale", "bias": "bias", "running_mean": "mean", "running_var": "var"}
 
 
-def params_from_state_dict(state_dict: Mapping[str, Any]) -> dict:
-  """Converts pytorch-fid's FID Inception state dict to this module's `params`. Torch-free.
+def params_from_state_dict(state_dict: Mapping[str, Any], variant: Optional[str] = None) -> dict:
+  """Converts an Inception-v3 state dict (pytorch-fid's or torchvision's) to `params`. Torch-free.
 
   Args:
     state_dict: name -> array (numpy or anything `np.asarray` accepts), PyTorch names such as
       `Mixed_5b.branch1x1.conv.weight` (O, I, kh, kw) and `Mixed_5b.branch1x1.bn.running_var`.
       `fc.*`, `AuxLogits.*` and `*.num_batches_tracked` are ignored.
+    variant: if given, "pytorch_fid" or "gfla": the classifier `fc.weight`, when present, must have
+      `NUM_CLASSES[variant]` rows (1008 for pytorch-fid's file, 1000 for torchvision's), so that one file
+      is not converted as the other.
   Returns:
     Nested dict of float32 numpy arrays matching `InceptionV3().init(...)["params"]`.
   Raises:
-    ValueError: on a key that is neither a conv nor a batch-norm entry, or on missing weights.
+    ValueError: on a key that is neither a conv nor a batch-norm entry, on missing weights, or on a
+      classifier that belongs to the other variant.
   """
+  if variant is not None:
+    if variant not in VARIANTS:
+      raise ValueError(f"params_from_state_dict: variant must be one of {VARIANTS}, got {variant!r}.")
+    fc = state_dict.get("fc.weight")
+    if fc is not None and np.shape(fc)[0] != NUM_CLASSES[variant]:
+      other = next(v for v in VARIANTS if v != variant)
+      raise ValueError(
+          f"This state dict has a {np.shape(fc)[0]}-class classifier, the {other} file "
+          f"({_FILES[other]}), not the {variant} one ({_FILES[variant]}); pass --variant={other} or "
+          f"the other file.")
   params: dict = {}
   for key, value in state_dict.items():
     parts = key.split(".")
@@ -335,20 +409,34 @@ def unflatten_params(flat: Mapping[str, Any]) -> dict:
   return params
 
 
-def save_params(path: str, params: Mapping[str, Any]) -> None:
-  """Writes params as an uncompressed .npz of "/"-joined names."""
+def save_params(path: str, params: Mapping[str, Any], variant: Optional[str] = None) -> None:
+  """Writes params as an uncompressed .npz of "/"-joined names (plus the variant's name, if given)."""
+  flat = flatten_params(params)
+  if variant is not None:
+    flat[VARIANT_KEY] = np.asarray(variant)
   with open(path, "wb") as f:
-    np.savez(f, **flatten_params(params))
+    np.savez(f, **flat)
 
 
-def load_params(path: str) -> dict:
+def load_params(path: str, variant: Optional[str] = None) -> dict:
   """Reads and checks an .npz written by `save_params` / `convert_inception`.
 
+  Args:
+    path: the .npz file.
+    variant: if given, the file must not be marked as the other variant (files converted before the
+      marker existed are pytorch_fid files and carry none).
   Returns:
     Nested dict of float32 numpy arrays for `InceptionV3().apply({"params": ...}, images)`.
+  Raises:
+    ValueError: wrong variant, or missing / mis-shaped weights.
   """
   with np.load(path) as data:
-    params = unflatten_params({k: data[k].astype(np.float32) for k in data.files})
+    stored = str(data[VARIANT_KEY]) if VARIANT_KEY in data.files else "pytorch_fid"
+    params = unflatten_params({k: data[k].astype(np.float32) for k in data.files if k != VARIANT_KEY})
+  if variant is not None and stored != variant:
+    raise ValueError(f"{path} holds the {stored} Inception ({_FILES[stored]}), but the {variant} one "
+                     f"({_FILES[variant]}) is needed; convert it with "
+                     f"`python -m rfgen_jax.tools.convert_inception --variant={variant} ...`.")
   check_params(params)
   return params
 
@@ -372,6 +460,6 @@ def random_params(seed: int = 0) -> dict:
 
 
 __all__: Sequence[str] = (
-    "InceptionV3", "FEATURE_DIM", "INPUT_SIZE", "MIN_INPUT_SIZE", "params_from_state_dict",
+    "InceptionV3", "FEATURE_DIM", "INPUT_SIZE", "MIN_INPUT_SIZE", "VARIANTS", "params_from_state_dict",
     "check_params", "load_params", "save_params", "random_params", "resize_bilinear",
-    "avg_pool_exclude_pad")
+    "avg_pool_exclude_pad", "avg_pool_include_pad", "gfla_input_transform")
