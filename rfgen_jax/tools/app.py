@@ -290,7 +290,8 @@ class App:
 
   # ------------------------------------------------------------ generation
   def generate(self, source_images, source_poses, pose_text: str) -> tuple[np.ndarray, list, str]:
-    """(generated uint8 (H, W, 3), [(picture, caption)] of inner maps, status sentence)."""
+    """(generated uint8 (H*f, W*f, 3) scaled up by `display_factor` f, [(picture, caption)] of the inner
+    maps, status sentence)."""
     if not source_images:
       raise UserError("No source images (K = 0).")
     target = text_to_pose(pose_text, self.kind, self.num_points)
@@ -298,12 +299,22 @@ class App:
       out = self.session.run(source_images, source_poses, [target])
     except ValueError as e:
       raise UserError(str(e)) from None
-    image = session_lib.to_uint8(out["image"][0])
+    image = self.display(session_lib.to_uint8(out["image"][0]))
     return image, self.map_gallery(out), (f"Generated from K = {len(source_images)} source(s) with the "
                                           f"checkpoint of step {self.session.step}.")
 
+  def display_factor(self) -> int:
+    """The integer upscaling (nearest) of the generated image in the page."""
+    return max(1, DISPLAY_HEIGHT // self.session.image_size[0])
+
+  def display(self, image: np.ndarray) -> np.ndarray:
+    """The generated image scaled up `display_factor` times (nearest: `[::f, ::f]` gives it back)."""
+    f = self.display_factor()
+    return np.repeat(np.repeat(image, f, axis=0), f, axis=1)
+
   def map_gallery(self, out: dict) -> list[tuple[np.ndarray, str]]:
-    """[(uint8 picture at DISPLAY size, caption)]: per source, per level: flow, occlusion, attention."""
+    """[(uint8 picture, caption "s<k> 1/<level> <kind>")]: per source, per level (coarse to fine): flow,
+    occlusion, attention, each resized (nearest) to an integer multiple of the image size."""
     h, w = self.session.image_size
     scale = max(1, DISPLAY_HEIGHT // (2 * h))
     maps = visualize.inner_maps(out, 0, (h * scale, w * scale))
@@ -312,7 +323,7 @@ class App:
     for s in range(len(maps["flow"][0])):
       for li, level in enumerate(levels):
         for kind in visualize.MAP_KINDS:
-          items.append((maps[kind][li][s], f"source {s + 1}, level 1/{level}: {kind}"))
+          items.append((maps[kind][li][s], f"s{s + 1} 1/{level} {kind}"))
     return items
 
 
@@ -366,10 +377,13 @@ def build_ui(app: App):
         status = gr.Markdown("", elem_id="status")
     legend = visualize.resize_nearest(visualize.flow_wheel(33), (99, 99))
     with gr.Row():
-      gr.Image(legend, label="Flow colour wheel (direction -> hue, length -> saturation)", height=110,
-               width=110, interactive=False, show_label=True)
-      maps = gr.Gallery(label="Inner maps: per source and level (coarse to fine) flow | occlusion | "
-                        "attention", columns=9, elem_id="maps")
+      with gr.Column(scale=1, min_width=140):
+        gr.Image(legend, label="Flow colour wheel (direction: hue, length: saturation)", height=130,
+                 interactive=False)
+      with gr.Column(scale=6):
+        maps = gr.Gallery(label="Inner maps: a row per source; per level (coarse to fine) flow | "
+                          "occlusion | attention", columns=3 * len(tuple(app.session.config.model.levels)),
+                          elem_id="maps", object_fit="contain")
 
     def on_mode(m):
       up = m == "Upload"

@@ -68,6 +68,7 @@ class ModelSession:
   # -------------------------------------------------------------- test split
   def _split(self):
     if self._index is None:
+      pipeline.ensure_dataset(self.config)   # generates a synthetic set if absent; names what a real one lacks
       self._index = pipeline.open_split(self.config, "test")
       # The evaluator's loader (no augmentation): the same resize and pose encoding as evaluation.
       self._loader = pipeline._TupleLoader(self.config, self._index, train=False)  # pylint: disable=protected-access
