@@ -17,11 +17,18 @@ from rfgen_jax.train import state as state_lib
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def make_run(workdir: str, config_name: str = "synthetic", seed: int = 0, step: int = 4):
-  """Writes `<workdir>/config.json` and a checkpoint at `step`; returns the config."""
-  config = load_config(os.path.join(ROOT, "configs", f"{config_name}.py") + ":tiny")
+def make_run(workdir: str, config_name: str = "synthetic", seed: int = 0, step: int = 4, arg: str = "tiny",
+             overrides=None, root: str | None = None):
+  """Writes `<workdir>/config.json` and a checkpoint at `step`; returns the config.
+
+  `overrides`: {"section.key": value} applied after `configs/<config_name>.py:<arg>`; `root`: the data
+  set's folder (default: generated under the workdir)."""
+  config = load_config(os.path.join(ROOT, "configs", f"{config_name}.py") + ":" + arg)
   config.checkpoint.async_save = False
-  config.data.root = os.path.join(workdir, "data", config_name)
+  for key, value in (overrides or {}).items():
+    section, name = key.split(".")
+    config[section][name] = value
+  config.data.root = root or os.path.join(workdir, "data", config_name)
   config.data.tfds_data_dir = os.path.join(workdir, "tfds")
   init = functools.partial(state_lib.init_state, config, generator=models.build_generator(config),
                            discriminator=models.build_discriminator(config))

@@ -166,3 +166,33 @@ def test_build_ui(people):
   demo = app_lib.build_ui(people)
   ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
   assert {"generate", app_lib.POSE_BOX_ID, "output-image", "maps", "source-names"} <= ids
+
+
+def test_landmark_checkpoint_loads_and_generates_from_test_poses(tmp_path):
+  from rfgen_jax.data import voxceleb  # pylint: disable=import-outside-toplevel
+  root = tmp_path / "vox"
+  rng = np.random.default_rng(0)
+  for split in ("train", "test"):
+    for identity in ("id00001", "id00002"):
+      for video in ("va", "vb"):
+        d = root / split / identity / video
+        d.mkdir(parents=True)
+        names = [f"{i:05d}.png" for i in range(2)]
+        for n in names:
+          Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(d / n)
+        voxceleb.write_landmarks_csv(str(d / voxceleb.LANDMARKS_FILE), names,
+                                     rng.uniform(2, 29, (2, 68, 2)).astype(np.float32))
+  workdir = str(tmp_path / "vox_run")
+  os.makedirs(workdir)
+  make_run(workdir, "voxceleb2", arg="runlocal", root=str(root),
+           overrides={"data.image_size": (32, 32), "model.width": 0.125})
+  app = app_lib.App(session_lib.ModelSession(workdir, batch_size=1))
+  names, target = app.test_tuple(0, 2)
+  html, text = app.target_from_test(target)
+  assert html.count("class='joint'") == 68       # landmarks are drawn (and draggable), without limbs
+  assert "<line" not in html
+  images, poses = app.sources_from_test(names)
+  image, gallery, _ = app.generate(images, poses, text)
+  f = app.display_factor()
+  np.testing.assert_array_equal(image[::f, ::f],
+                                _oracle(app, images, poses, app_lib.text_to_pose(text, "landmarks", 68)))
