@@ -196,3 +196,24 @@ def test_landmark_checkpoint_loads_and_generates_from_test_poses(tmp_path):
   f = app.display_factor()
   np.testing.assert_array_equal(image[::f, ::f],
                                 _oracle(app, images, poses, app_lib.text_to_pose(text, "landmarks", 68)))
+
+
+def test_upload_with_detected_keypoints_runs_the_keypoints_environment(people, tmp_path):
+  """The detection plumbing: a stand-in for the keypoints environment's python that writes, like
+  `python -m rfgen_jax.tools.pose_keypoints --images DIR --out CSV`, one fixed skeleton per image."""
+  app = people
+  names, _ = app.test_tuple(0, 1)
+  image, kp = app.session.test_example(names[0])
+  photo = tmp_path / "me.png"
+  Image.fromarray(image).save(photo)
+  ys, xs = json.dumps([int(round(v)) for v in kp[:, 0]]), json.dumps([int(round(v)) for v in kp[:, 1]])
+  fake = tmp_path / "fake_python"
+  fake.write_text("#!/bin/sh\n# args: -m rfgen_jax.tools.pose_keypoints --images DIR --out CSV\n"
+                  f"echo \"me.png:{ys}:{xs}\" > \"$6\"\n")
+  fake.chmod(0o755)
+  detecting = app_lib.App(app.session, keypoints_python=str(fake))
+  images, poses = detecting.sources_from_upload([str(photo)], None, detect=True)
+  np.testing.assert_array_equal(images[0], image)
+  np.testing.assert_allclose(poses[0], np.round(kp), atol=1e-4)
+  with pytest.raises(app_lib.UserError, match="keypoints environment"):
+    app.sources_from_upload([str(photo)], None, detect=True)
