@@ -240,5 +240,7 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.eval.mask_lpips = True          # Market-1501 metric: LPIPS inside the target's limb mask
   c.eval.num_sample_grids = 2       # batches drawn into samples_K{k}.png
   c.eval.use_ema = True             # eval with the generator's EMA parameters (False: the raw ones)
+  c.eval.inner_maps = False         # True: sample grids (eval and TensorBoard) also show each source's flow,
+                                    # occlusion and attention per level (visualize.sample_grid_with_maps)
 
   return c

@@ -1,0 +1,219 @@
+"""The app's logic (rfgen_jax.tools.app.App) without a browser: pose text, editor, generation, errors.
+
+The browser test (drag a joint in headless Chromium) is tests/test_app_browser.py.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from rfgen_jax import inference
+from rfgen_jax import visualize
+from rfgen_jax.tools import app as app_lib
+from rfgen_jax.tools import session as session_lib
+
+from app_fixtures import make_run
+
+
+@pytest.fixture(scope="module")
+def people(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp("app_run"))
+  make_run(workdir, "synthetic")
+  session = session_lib.ModelSession(workdir, batch_size=2)
+  return app_lib.App(session)
+
+
+def _oracle(app, images_uint8, poses, target):
+  """The generator applied directly (inference.generate) on inputs encoded here."""
+  s = app.session
+  enc = s.encoder
+  batch = {"source_images": (np.stack(images_uint8).astype(np.float32) / 127.5 - 1)[None],
+           "source_poses": np.stack([enc.encode(np.asarray(p, np.float32), s.image_size) for p in poses])[None],
+           "target_pose": enc.encode(np.asarray(target, np.float32), s.image_size)[None]}
+  return visualize.to_uint8(inference.generate(s.generator, s.params, batch)[0])
+
+
+def test_pose_text_round_trip_and_errors():
+  pose = np.array([[1.0, 2.0], [-1.0, -1.0], [3.25, 4.0]])
+  text = app_lib.pose_to_text(pose)
+  np.testing.assert_allclose(app_lib.text_to_pose(text, "keypoints", 3), [[1, 2], [-1, -1], [3.2, 4]],
+                             atol=0.06)
+  for bad, pattern in [("", "empty"), ("[[1, 2]", "not valid JSON"), ("[[1, 2]]", "3 \\[y, x\\] pairs"),
+                       ('[["a", 1]]', "list of numbers"), ("[[NaN, 1], [1, 1], [1, 1]]", "NaN")]:
+    with pytest.raises(app_lib.UserError, match=pattern):
+      app_lib.text_to_pose(bad, "keypoints", 3)
+  # A negative coordinate marks the joint missing.
+  np.testing.assert_array_equal(app_lib.text_to_pose("[[5, -2], [1, 1], [2, 2]]", "keypoints", 3)[0], [-1, -1])
+  np.testing.assert_array_equal(app_lib.text_to_pose("[3, 10]", "camera", 0), [3, 10])
+  with pytest.raises(app_lib.UserError, match="flat list"):
+    app_lib.text_to_pose("[[3, 10]]", "camera", 0)
+
+
+def test_editor_draws_present_joints_at_pixel_centres():
+  pose = np.full((18, 2), -1.0)
+  pose[1] = (7, 3)
+  pose[2] = (9, 5)
+  html = app_lib.editor_html(np.zeros((32, 16, 3), np.uint8), pose, (32, 16), ((1, 2), (2, 3)))
+  circles = re.findall(r"data-joint='(\d+)' cx='([\d.]+)' cy='([\d.]+)'", html)
+  assert circles == [("1", "3.5", "7.5"), ("2", "5.5", "9.5")]
+  assert "viewBox='0 0 16 32'" in html
+  # The limb to the missing joint 3 is hidden; 1-2 is visible.
+  assert re.search(r"data-a='1' data-b='2'[^>]*stroke-width='[\d.]+'/>", html)
+  assert re.search(r"data-a='2' data-b='3'[^>]*visibility='hidden'", html)
+  assert "data-editable='0'" in app_lib.editor_html(None, np.zeros(2), (32, 16))
+
+
+def test_generate_matches_the_generator_and_moving_a_joint_changes_it(people):
+  app = people
+  names, target = app.test_tuple(0, 2)
+  assert len(names) == 2
+  images, poses = app.sources_from_test(names)
+  _, text = app.target_from_test(target)
+  image, gallery, status = app.generate(images, poses, text)
+  f = app.display_factor()
+  assert image.shape == (32 * f, 32 * f, 3) and image.dtype == np.uint8
+  target_pose = app_lib.text_to_pose(text, "keypoints", 18)
+  np.testing.assert_array_equal(image[::f, ::f], _oracle(app, images, poses, target_pose))
+  assert "K = 2" in status
+  # Gallery: K sources x 3 levels x (flow, occlusion, attention), captioned.
+  levels = tuple(app.session.config.model.levels)
+  assert len(gallery) == 2 * len(levels) * 3
+  assert gallery[0][1] == f"s1 1/{levels[0]} flow" and gallery[-1][1] == f"s2 1/{levels[-1]} attention"
+  # Drag a joint (as the page script writes it): the output follows the model for the new pose.
+  moved = json.loads(text)
+  j = next(i for i, p in enumerate(moved) if p[0] >= 0)
+  moved[j] = [moved[j][0] + 6, moved[j][1] + 5]
+  image2, _, _ = app.generate(images, poses, json.dumps(moved))
+  assert not np.array_equal(image, image2)
+  np.testing.assert_array_equal(image2[::f, ::f], _oracle(app, images, poses, np.asarray(moved, np.float32)))
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_any_k(people, k):
+  app = people
+  names, target = app.test_tuple(1, k)
+  assert len(names) == k
+  images, poses = app.sources_from_test(names)
+  _, text = app.target_from_test(target)
+  image, gallery, _ = app.generate(images, poses, text)
+  assert len(gallery) == k * len(tuple(app.session.config.model.levels)) * 3
+  f = app.display_factor()
+  np.testing.assert_array_equal(image[::f, ::f], _oracle(app, images, poses, app_lib.text_to_pose(text, "keypoints", 18)))
+
+
+def test_user_errors_are_sentences(people):
+  app = people
+  with pytest.raises(app_lib.UserError, match="K = 0"):
+    app.sources_from_test([])
+  with pytest.raises(app_lib.UserError, match="No test record named 'nope.png'"):
+    app.sources_from_test(["nope.png"])
+  with pytest.raises(app_lib.UserError, match="K must be at least 1"):
+    app.test_tuple(0, 0)
+  with pytest.raises(app_lib.UserError, match="does not exist"):
+    app.test_tuple(10_000, 2)
+  with pytest.raises(app_lib.UserError, match="keypoints"):
+    app.sources_from_upload(["a.png"], None)
+  for exc in (app_lib.UserError("x is wrong."), KeyError("no such entry"), RuntimeError("boom")):
+    text = app_lib.describe(exc)
+    assert "Traceback" not in text and text and "\n" not in text
+
+
+def test_upload_with_annotation_file(people, tmp_path):
+  app = people
+  names, _ = app.test_tuple(0, 2)
+  rows, paths = [], []
+  for n in names:
+    image, kp = app.session.test_example(n)
+    path = tmp_path / n
+    Image.fromarray(image).save(path)
+    paths.append(str(path))
+    rows.append(f"{n}:{json.dumps([int(round(v)) for v in kp[:, 0]])}:{json.dumps([int(round(v)) for v in kp[:, 1]])}")
+  csv = tmp_path / "kp.csv"
+  csv.write_text("name:keypoints_y:keypoints_x\n" + "\n".join(rows) + "\n")
+  images, poses = app.sources_from_upload(paths, str(csv))
+  assert len(images) == 2 and images[0].shape == (32, 32, 3)
+  np.testing.assert_array_equal(images[0], np.asarray(Image.open(paths[0])))
+  # A photo missing from the keypoint file: one sentence naming it.
+  Image.fromarray(images[0]).save(tmp_path / "other.png")
+  with pytest.raises(app_lib.UserError, match="No keypoints for source image 'other.png'"):
+    app.sources_from_upload([str(tmp_path / "other.png")], str(csv))
+
+
+def test_camera_checkpoint_loads_and_generates_from_test_poses(tmp_path):
+  workdir = str(tmp_path / "turntable_run")
+  os.makedirs(workdir)
+  make_run(workdir, "turntable")
+  app = app_lib.App(session_lib.ModelSession(workdir, batch_size=1))
+  names, target = app.test_tuple(0, 2)
+  html, text = app.target_from_test(target)
+  assert "data-editable='0'" in html
+  pose = json.loads(text)
+  assert len(pose) == 2      # [azimuth index, elevation]
+  images, poses = app.sources_from_test(names)
+  image, gallery, _ = app.generate(images, poses, text)
+  assert image.shape[2] == 3 and len(gallery) == 2 * 3 * 3
+  with pytest.raises(app_lib.UserError, match="body-keypoint model"):
+    app.sources_from_upload(["a.png"], "kp.csv")
+
+
+def test_build_ui(people):
+  pytest.importorskip("gradio")
+  demo = app_lib.build_ui(people)
+  ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
+  assert {"generate", app_lib.POSE_BOX_ID, "output-image", "maps", "source-names"} <= ids
+
+
+def test_landmark_checkpoint_loads_and_generates_from_test_poses(tmp_path):
+  from rfgen_jax.data import voxceleb  # pylint: disable=import-outside-toplevel
+  root = tmp_path / "vox"
+  rng = np.random.default_rng(0)
+  for split in ("train", "test"):
+    for identity in ("id00001", "id00002"):
+      for video in ("va", "vb"):
+        d = root / split / identity / video
+        d.mkdir(parents=True)
+        names = [f"{i:05d}.png" for i in range(2)]
+        for n in names:
+          Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(d / n)
+        voxceleb.write_landmarks_csv(str(d / voxceleb.LANDMARKS_FILE), names,
+                                     rng.uniform(2, 29, (2, 68, 2)).astype(np.float32))
+  workdir = str(tmp_path / "vox_run")
+  os.makedirs(workdir)
+  make_run(workdir, "voxceleb2", arg="runlocal", root=str(root),
+           overrides={"data.image_size": (32, 32), "model.width": 0.125})
+  app = app_lib.App(session_lib.ModelSession(workdir, batch_size=1))
+  names, target = app.test_tuple(0, 2)
+  html, text = app.target_from_test(target)
+  assert html.count("class='joint'") == 68       # landmarks are drawn (and draggable), without limbs
+  assert "<line" not in html
+  images, poses = app.sources_from_test(names)
+  image, gallery, _ = app.generate(images, poses, text)
+  f = app.display_factor()
+  np.testing.assert_array_equal(image[::f, ::f],
+                                _oracle(app, images, poses, app_lib.text_to_pose(text, "landmarks", 68)))
+
+
+def test_upload_with_detected_keypoints_runs_the_keypoints_environment(people, tmp_path):
+  """The detection plumbing: a stand-in for the keypoints environment's python that writes, like
+  `python -m rfgen_jax.tools.pose_keypoints --images DIR --out CSV`, one fixed skeleton per image."""
+  app = people
+  names, _ = app.test_tuple(0, 1)
+  image, kp = app.session.test_example(names[0])
+  photo = tmp_path / "me.png"
+  Image.fromarray(image).save(photo)
+  ys, xs = json.dumps([int(round(v)) for v in kp[:, 0]]), json.dumps([int(round(v)) for v in kp[:, 1]])
+  fake = tmp_path / "fake_python"
+  fake.write_text("#!/bin/sh\n# args: -m rfgen_jax.tools.pose_keypoints --images DIR --out CSV\n"
+                  f"echo \"me.png:{ys}:{xs}\" > \"$6\"\n")
+  fake.chmod(0o755)
+  detecting = app_lib.App(app.session, keypoints_python=str(fake))
+  images, poses = detecting.sources_from_upload([str(photo)], None, detect=True)
+  np.testing.assert_array_equal(images[0], image)
+  np.testing.assert_allclose(poses[0], np.round(kp), atol=1e-4)
+  with pytest.raises(app_lib.UserError, match="keypoints environment"):
+    app.sources_from_upload([str(photo)], None, detect=True)
