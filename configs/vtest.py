@@ -9,14 +9,15 @@ configs/market.py's data and losses at 64x32 (the crops are 128x64 files, resize
 the CPU training settings of configs/synthetic.py: width 0.25, learning rates x10, shallow VGG taps.
 Without ImageNet VGG19 weights (`--config.losses.vgg19_weights=vgg19.npz`, see README) the losses use
 a random-weight VGG19 (`allow_random_vgg`, a warning in the log), as the demo does.
-`:steps=N` sets the number of steps (a tenth of them flow warm-up).
+`:steps=N` sets the number of steps (a tenth of them flow warm-up); the default, 240, is the README's run,
+which took ~20 minutes on the 2-core machine while other jobs loaded it (load average ~17).
 """
 from configs import common
 from configs import market
 
 
 def get_config(arg=None):
-  arg = common.parse_arg(arg, steps=1500)
+  arg = common.parse_arg(arg, steps=240)
   c = market.get_config()
   c.data.root = "data/vtest"
   c.data.image_size = (64, 32)

@@ -376,3 +376,22 @@ def test_cli_builds_a_set_from_the_start_of_vtest(tmp_path):
       assert kp[[2, 5], 0].mean() < kp[[8, 11], 0].mean()
   assert total >= 20
   assert (out / "contact_sheet.png").exists()
+
+
+# ------------------------------------------------------------------------------------------ config
+def test_vtest_config_loads_validates_and_keeps_the_common_keys():
+  from configs import common  # pylint: disable=import-outside-toplevel
+  from rfgen_jax import config_utils  # pylint: disable=import-outside-toplevel
+
+  def keys(node, prefix=""):
+    out = set()
+    for key, value in node.items():
+      out |= keys(value, f"{prefix}{key}.") if hasattr(value, "items") else {prefix + key}
+    return out
+
+  for spec in ("configs/vtest.py", "configs/vtest.py:steps=30"):
+    config = config_utils.load_config(os.path.join(ROOT, spec))
+    config_utils.validate_config(config, num_devices=1)
+    assert keys(config) == keys(common.get_base_config())
+    assert config.data.name == "market" and tuple(config.data.image_size) == (64, 32)
+  assert config.train.total_steps == 30 and config.train.flow_warmup_steps == 3
