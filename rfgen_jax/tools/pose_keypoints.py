@@ -20,7 +20,8 @@ and this module imports nothing but the standard library, numpy, PIL and (when d
 The detector is MediaPipe's legacy `mediapipe.solutions.pose` (BlazePose: a person detector, then 33
 landmarks). Its wheel ships the detector and the `full` landmark model (`--model_complexity 1`, the
 default); complexities 0 ("lite") and 2 ("heavy") download a model on first use and need internet.
-One person per image: BlazePose reports the most prominent one.
+One person per image: BlazePose reports the most prominent one. In Python, `PoseDetector` runs on RGB
+arrays (`rfgen_jax.tools.video_to_dataset` uses it on its crops).
 
 Mapping of the 33 BlazePose landmarks to the 18 OpenPose joints (`blazepose_to_openpose`): nose, eyes,
 ears, shoulders, elbows, wrists, hips, knees and ankles are taken one to one ("right" is the subject's
