@@ -20,7 +20,8 @@ and this module imports nothing but the standard library, numpy, PIL and (when d
 The detector is MediaPipe's legacy `mediapipe.solutions.pose` (BlazePose: a person detector, then 33
 landmarks). Its wheel ships the detector and the `full` landmark model (`--model_complexity 1`, the
 default); complexities 0 ("lite") and 2 ("heavy") download a model on first use and need internet.
-One person per image: BlazePose reports the most prominent one.
+One person per image: BlazePose reports the most prominent one. In Python, `PoseDetector` runs on RGB
+arrays (`rfgen_jax.tools.video_to_dataset` uses it on its crops).
 
 Mapping of the 33 BlazePose landmarks to the 18 OpenPose joints (`blazepose_to_openpose`): nose, eyes,
 ears, shoulders, elbows, wrists, hips, knees and ankles are taken one to one ("right" is the subject's
@@ -146,6 +147,40 @@ def _import_mediapipe():
                       "pinned in requirements-keypoints.txt.") from e
 
 
+class PoseDetector:
+  """BlazePose on one RGB array at a time; a context manager holding one `mp.solutions.pose.Pose`.
+
+      with PoseDetector(min_visibility=0.5) as detect:
+        keypoints = detect(rgb)   # (18, 2) float32 (y, x) pixels of rgb, -1 missing; None: no person
+
+  `static_image_mode=True`: every image is detected on its own (no tracking between calls).
+  """
+
+  def __init__(self, min_visibility: float = 0.5, model_complexity: int = 1,
+               min_detection_confidence: float = 0.5):
+    self.min_visibility = min_visibility
+    self._pose = _import_mediapipe().Pose(
+        static_image_mode=True, model_complexity=model_complexity, enable_segmentation=False,
+        min_detection_confidence=min_detection_confidence)
+
+  def __call__(self, rgb: np.ndarray) -> np.ndarray | None:
+    rgb = np.ascontiguousarray(np.asarray(rgb, np.uint8)[..., :3])
+    found = self._pose.process(rgb)
+    if found.pose_landmarks is None:
+      return None
+    lm = np.array([(p.x, p.y, p.visibility) for p in found.pose_landmarks.landmark], np.float64)
+    return blazepose_to_openpose(lm, rgb.shape[:2], self.min_visibility)
+
+  def close(self) -> None:
+    self._pose.close()
+
+  def __enter__(self) -> "PoseDetector":
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
+
+
 def detect_keypoints(image_paths: Sequence[str], min_visibility: float = 0.5,
                      model_complexity: int = 1) -> list[tuple[str, np.ndarray | None]]:
   """Runs BlazePose on each image.
@@ -159,19 +194,12 @@ def detect_keypoints(image_paths: Sequence[str], min_visibility: float = 0.5,
     [(path, (18, 2) float32 keypoints or None when no person was found)].
   """
   from PIL import Image  # pylint: disable=import-outside-toplevel
-  mp_pose = _import_mediapipe()
   results = []
-  with mp_pose.Pose(static_image_mode=True, model_complexity=model_complexity,
-                    enable_segmentation=False, min_detection_confidence=0.5) as pose:
+  with PoseDetector(min_visibility, model_complexity) as detect:
     for path in image_paths:
       with Image.open(path) as im:
-        rgb = np.ascontiguousarray(np.asarray(im.convert("RGB")))
-      found = pose.process(rgb)
-      if found.pose_landmarks is None:
-        results.append((path, None))
-        continue
-      lm = np.array([(p.x, p.y, p.visibility) for p in found.pose_landmarks.landmark], np.float64)
-      results.append((path, blazepose_to_openpose(lm, rgb.shape[:2], min_visibility)))
+        rgb = np.asarray(im.convert("RGB"))
+      results.append((path, detect(rgb)))
   return results
 
 
