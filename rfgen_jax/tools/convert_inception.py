@@ -19,7 +19,8 @@ from rfgen_jax.tools.state_dicts import read_state_dict
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = argparse.ArgumentParser(prog="python -m rfgen_jax.tools.convert_inception", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--input", required=True, help="pt_inception-2015-12-05-6726825d.pth (or .npz)")
   parser.add_argument("--output", required=True, help="output .npz (set eval.inception_weights to it)")
   args = parser.parse_args(argv)
