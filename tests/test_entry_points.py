@@ -62,3 +62,11 @@ def test_help_exits_0_with_usage(help_runs, module):
   assert "usage:" in usage or "flags:" in usage, usage[:2000]
   assert "--" in usage, usage[:2000]
   assert "Traceback" not in run.stderr, run.stderr[-3000:]
+
+
+def test_only_help_flags_turn_absl_exits_into_0():
+  from rfgen_jax import cli  # pylint: disable=g-import-not-at-top
+  for argv in (["p", "--help"], ["p", "-?"], ["p", "--config=c.py", "--helpfull"], ["p", "-helpshort"]):
+    assert cli.asks_for_help(argv), argv
+  for argv in (["p"], ["p", "--config=c.py"], ["p", "--helper=1"], ["p", "--", "--help"], ["p", "help"]):
+    assert not cli.asks_for_help(argv), argv
