@@ -17,7 +17,6 @@ import os
 import tempfile
 import time
 
-from absl import app
 from absl import flags
 import numpy as np
 from PIL import Image
@@ -126,4 +125,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  from rfgen_jax import cli  # pylint: disable=g-import-not-at-top
+  cli.run(main)

@@ -17,7 +17,9 @@ import sys
 
 import jax
 import numpy as np
-from absl import app, flags
+from absl import app
+
+from rfgen_jax import cli, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from rfgen_jax import config_utils, models  # pylint: disable=g-import-not-at-top
@@ -65,4 +67,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -23,7 +23,9 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import jax  # pylint: disable=g-import-not-at-top
-from absl import app, flags, logging
+from absl import app
+
+from rfgen_jax import cli, flags, logging
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from rfgen_jax import config_utils  # pylint: disable=g-import-not-at-top
@@ -100,4 +102,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -26,7 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import jax  # pylint: disable=g-import-not-at-top
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from rfgen_jax import config_utils, models  # pylint: disable=g-import-not-at-top
@@ -129,4 +129,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  from rfgen_jax import cli  # pylint: disable=g-import-not-at-top
+  cli.run(main)

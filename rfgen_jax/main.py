@@ -92,4 +92,5 @@ def parse_flags(argv):
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=parse_flags)
+  from rfgen_jax import cli  # pylint: disable=g-import-not-at-top
+  cli.run(main, flags_parser=parse_flags)

@@ -14,3 +14,27 @@ _CACHE = os.path.join(os.environ.get("TMPDIR", "/tmp"), "rfgen_jax_test_compilat
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _CACHE)
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+
+
+import pytest  # noqa: E402  (after the environment above, which must precede any jax import)
+
+
+@pytest.fixture(scope="session")
+def tiny_train_setup():
+  """The `configs/synthetic.py:tiny` model (32x32, width 0.125, K = 2, P = 18) and its initial state.
+
+  (config, generator, discriminator, vgg, vgg_params, state), built once per session: the parameter
+  init is compiled once, and every test that trains the tiny model starts from the same state. Treat it
+  as read-only: jit the steps without donating the state, do not edit the config.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  from rfgen_jax import config_utils, models  # pylint: disable=g-import-not-at-top
+  from rfgen_jax.nets import vgg19  # pylint: disable=g-import-not-at-top
+  from rfgen_jax.train import state as state_lib  # pylint: disable=g-import-not-at-top
+  config = config_utils.load_config(os.path.join(ROOT, "configs/synthetic.py:tiny"))
+  config.data.pose_channels = 18
+  gen, disc = models.build_generator(config), models.build_discriminator(config)
+  vgg, vgg_params = vgg19.load_vgg19(config)
+  state = jax.jit(lambda r: state_lib.init_state(config, r, gen, disc))(jax.random.PRNGKey(0))
+  return config, gen, disc, vgg, vgg_params, state

@@ -295,7 +295,10 @@ def test_chairs_train_and_evaluate_through_main(roots, tmp_path):
                "losses.allow_random_vgg": True, "losses.perceptual_layers": "('relu1_1','relu2_1','relu3_1')",
                "losses.style_layers": "('relu2_2',)", "train.flow_warmup_steps": 1, "train.total_steps": 2,
                "train.log_every_steps": 1, "checkpoint.async_save": False, "eval.batch_size": 2,
-               "eval.max_tuples": 3}
+               "eval.max_tuples": 3,
+               # The turntable test's affine windows: then every program this run compiles (init, both
+               # steps, generation for K = 2 and 4) is one that test compiled, read from the cache.
+               "losses.affine_kernel_sizes": "(0,3,0)"}
   cmd = [sys.executable, "-m", "rfgen_jax.main", f"--config={SPECS['shapenet_chair']}", f"--workdir={workdir}"]
   cmd += [f"--config.{k}={v}" for k, v in overrides.items()]
   result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,

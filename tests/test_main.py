@@ -3,6 +3,7 @@ import glob
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +22,20 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
   return str(tmp_path_factory.mktemp("synthetic_data"))
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory, data_root):
+  """A tiny run of 4 steps with checkpoints at steps 2 and 4, trained once for the tests below.
+
+  Tests that write into a run work on a copy (`copy_run`)."""
+  workdir = str(tmp_path_factory.mktemp("straight") / "run")
+  trainer.train_and_evaluate(tiny(data_root, train__total_steps=4), workdir)
+  return workdir
+
+
+def copy_run(run, tmp_path, name="run"):
+  return shutil.copytree(run, str(tmp_path / name))
 
 
 def tiny(data_root, **overrides):
@@ -43,10 +58,9 @@ def restore_params(config, workdir, step):
     ckpt.close()
 
 
-def test_train_resume_is_identical(tmp_path, data_root):
+def test_train_resume_is_identical(tmp_path, data_root, straight_run):
   """2N steps straight == N steps, stop, resume to 2N (parameters, optimizer states, data stream)."""
-  straight = str(tmp_path / "straight")
-  trainer.train_and_evaluate(tiny(data_root, train__total_steps=4), straight)
+  straight = straight_run
   resumed = str(tmp_path / "resumed")
   trainer.train_and_evaluate(tiny(data_root, train__total_steps=2), resumed)
   trainer.train_and_evaluate(tiny(data_root, train__total_steps=4), resumed)
@@ -60,11 +74,10 @@ def test_train_resume_is_identical(tmp_path, data_root):
     np.testing.assert_allclose(np.asarray(x, np.float64), np.asarray(y, np.float64), rtol=0, atol=1e-6)
 
 
-def test_incompatible_checkpoint_is_refused(tmp_path, data_root):
-  workdir = str(tmp_path / "run")
-  trainer.train_and_evaluate(tiny(data_root, train__total_steps=2), workdir)
+def test_incompatible_checkpoint_is_refused(tmp_path, data_root, straight_run):
+  workdir = copy_run(straight_run, tmp_path)
   with pytest.raises(checkpointing.IncompatibleCheckpointError, match="model.width"):
-    trainer.train_and_evaluate(tiny(data_root, train__total_steps=4, model__width=0.25), workdir)
+    trainer.train_and_evaluate(tiny(data_root, train__total_steps=6, model__width=0.25), workdir)
 
 
 def test_non_finite_loss_stops_and_keeps_checkpoint(tmp_path, data_root):
@@ -106,18 +119,17 @@ def test_sigkill_then_resume(tmp_path, data_root, seed):
   assert checkpointing.Checkpointer(workdir, config).latest_step() == total
 
 
-def test_eval_writes_metrics_for_every_k(tmp_path, data_root):
+def test_eval_writes_metrics_for_every_k(tmp_path, data_root, straight_run):
   """An eval of a briefly trained checkpoint writes one metrics entry per K (K=3 > training K=2)."""
   from rfgen_jax.evaluation import evaluator  # pylint: disable=g-import-not-at-top
-  workdir = str(tmp_path / "eval_run")
-  config = tiny(data_root, train__total_steps=2)
-  trainer.train_and_evaluate(config, workdir)
+  workdir = copy_run(straight_run, tmp_path)
+  config = tiny(data_root, train__total_steps=4)
   config.eval.num_sources = (1, 2, 3)
   report = evaluator.evaluate(config, workdir)
   with open(os.path.join(workdir, "eval", "metrics.json")) as f:
     saved = json.load(f)
   assert saved == json.loads(json.dumps(report))
-  assert sorted(saved["results"]) == ["1", "2", "3"] and saved["step"] == 2
+  assert sorted(saved["results"]) == ["1", "2", "3"] and saved["step"] == 4
   for row in saved["results"].values():
     for name in ("l1", "psnr", "ssim", "l1_person", "ssim_person"):
       assert np.isfinite(row[name]), name

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 
-from absl import app
 from absl import flags
 from ml_collections import config_flags
 import numpy as np
@@ -69,5 +68,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  from rfgen_jax import cli  # pylint: disable=g-import-not-at-top
   flags.mark_flag_as_required("config")
-  app.run(main)
+  cli.run(main)

@@ -94,8 +94,8 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  from absl import app   # pylint: disable=g-import-not-at-top
   from ml_collections import config_flags   # pylint: disable=g-import-not-at-top
+  from rfgen_jax import cli   # pylint: disable=g-import-not-at-top
   config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/market.py.",
                                   lock_config=True)
-  app.run(main)
+  cli.run(main)

@@ -34,7 +34,8 @@ CONFIG_KEYS = {"gfla": "eval.gfla_inception_weights", "pytorch_fid": "eval.incep
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = argparse.ArgumentParser(prog="python -m rfgen_jax.tools.convert_inception", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--variant", choices=sorted(CONFIG_KEYS), default="pytorch_fid",
                       help="gfla: torchvision's inception_v3_google-*.pth (GFLA's FID); pytorch_fid: "
                            "pt_inception-2015-12-05-6726825d.pth (default)")

@@ -25,7 +25,8 @@ from rfgen_jax.tools.state_dicts import read_state_dict
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = argparse.ArgumentParser(prog="python -m rfgen_jax.tools.convert_lpips", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--alexnet", help="alexnet-owt-7be5be79.pth (torchvision AlexNet state dict)")
   parser.add_argument("--heads", help="lpips weights/v0.1/alex.pth (linear heads)")
   parser.add_argument("--output", required=True, help="output .npz")

@@ -59,7 +59,7 @@ def convert_state_dict(state_dict: Mapping[str, np.ndarray]) -> Dict[str, Dict[s
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__,
+  parser = argparse.ArgumentParser(prog="python -m rfgen_jax.tools.convert_vgg19", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--input", required=True, help=f"{vgg19.TORCHVISION_FILE} (or an .npz state dict)")
   parser.add_argument("--output", required=True, help="output .npz (set losses.vgg19_weights to it)")

@@ -1,0 +1,72 @@
+"""Every `python -m` entry point answers `--help` with its usage and exit status 0 (docs/design.md,
+"## 1. Overview", entry points).
+
+The modules are found by scanning the package and `benchmarks/` for `if __name__ == "__main__":`, so a
+new tool is covered without editing this file. All of them start at once (a few at a time) in separate
+interpreters: each costs an interpreter start and its imports, nothing is compiled.
+"""
+import concurrent.futures
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCANNED = ("rfgen_jax", "benchmarks")
+_MAIN_GUARD = re.compile(r"^if __name__ == ['\"]__main__['\"]:", re.MULTILINE)
+
+
+def entry_point_modules() -> list[str]:
+  """Dotted names of every module under SCANNED with a `__main__` guard, sorted."""
+  modules = []
+  for top in SCANNED:
+    for folder, _, files in os.walk(os.path.join(ROOT, top)):
+      for name in files:
+        path = os.path.join(folder, name)
+        if name.endswith(".py") and _MAIN_GUARD.search(open(path, encoding="utf-8").read()):
+          rel = os.path.relpath(path, ROOT)[:-len(".py")]
+          modules.append(rel.replace(os.sep, ".").removesuffix(".__main__"))
+  return sorted(modules)
+
+
+MODULES = entry_point_modules()
+
+
+def _help(module: str) -> subprocess.CompletedProcess:
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
+  return subprocess.run([sys.executable, "-m", module, "--help"], cwd=ROOT, env=env, capture_output=True,
+                        text=True, timeout=600, check=False)
+
+
+@pytest.fixture(scope="module")
+def help_runs():
+  with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+    return dict(zip(MODULES, pool.map(_help, MODULES)))
+
+
+def test_the_scan_finds_the_known_entry_points():
+  for module in ("rfgen_jax.main", "rfgen_jax.models.summary", "rfgen_jax.tools.convert_vgg19",
+                 "rfgen_jax.tools.generate", "benchmarks.warp"):
+    assert module in MODULES, (module, MODULES)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_help_exits_0_with_usage(help_runs, module):
+  run = help_runs[module]
+  assert run.returncode == 0, f"python -m {module} --help: exit {run.returncode}\n{run.stderr[-3000:]}"
+  usage = run.stdout
+  assert usage.strip(), f"python -m {module} --help printed nothing on stdout"
+  # argparse prints "usage: ..."; absl the module docstring and its "flags:"; both list the options.
+  assert "usage:" in usage or "flags:" in usage, usage[:2000]
+  assert "--" in usage, usage[:2000]
+  assert "Traceback" not in run.stderr, run.stderr[-3000:]
+
+
+def test_only_help_flags_turn_absl_exits_into_0():
+  from rfgen_jax import cli  # pylint: disable=g-import-not-at-top
+  for argv in (["p", "--help"], ["p", "-?"], ["p", "--config=c.py", "--helpfull"], ["p", "-helpshort"]):
+    assert cli.asks_for_help(argv), argv
+  for argv in (["p"], ["p", "--config=c.py"], ["p", "--helper=1"], ["p", "--", "--help"], ["p", "help"]):
+    assert not cli.asks_for_help(argv), argv
