@@ -136,6 +136,11 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.data.synthetic_test_ids = 20
   c.data.synthetic_views_per_id = 8
   c.data.synthetic_seed = 0
+  # Per-camera misalignment of the synthetic people (rfgen_jax/data/synthetic/misalign.py; all 0 = off):
+  # camera distance (scale, fraction), height/sideways offset (px at 128 high), roll (degrees), colour
+  # and brightness gains (fractions). configs/ablation.py turns it on.
+  c.data.synthetic_misalign = ml_collections.ConfigDict(
+      {"scale": 0.0, "shift_y": 0.0, "shift_x": 0.0, "roll": 0.0, "colour": 0.0, "brightness": 0.0})
   # The synthetic turntable (data.name "turntable"), generated at data.root when absent.
   c.data.turntable_train_objects = 24
   c.data.turntable_test_objects = 6

@@ -1,7 +1,7 @@
 """The synthetic people (data set `synthetic`, the demo): generated at `data.root` in Market-1501's layout.
 
 Generation (`rfgen_jax/data/synthetic/people.py`) runs when `data.root` holds no complete set, with
-`data.image_size` and `data.synthetic_{train_ids,test_ids,views_per_id,seed}`; then the set is stored
+`data.image_size` and `data.synthetic_{train_ids,test_ids,views_per_id,seed,misalign}`; then the set is stored
 through TFDS like Market-1501 (`people_tfds.py`), with Market's identity rule (`market.py`).
 """
 from __future__ import annotations
@@ -23,11 +23,13 @@ def generate(config) -> None:
   """Writes the synthetic people at `data.root` unless a complete set is there."""
   from rfgen_jax.data.synthetic import people  # pylint: disable=g-import-not-at-top
   d = config.data
-  if not people.is_complete(d.root):
+  misalign = d.get("synthetic_misalign")   # per-camera offsets (rfgen_jax/data/synthetic/misalign.py)
+  misalign = dict(misalign) if misalign is not None else None
+  if not people.is_complete(d.root, misalign=misalign):
     h, w = d.image_size
     logging.info("Generating the synthetic people data set into %s.", d.root)
     people.generate(d.root, h, w, d.synthetic_train_ids, d.synthetic_test_ids, d.synthetic_views_per_id,
-                    d.synthetic_seed)
+                    d.synthetic_seed, misalign=misalign)
 
 
 SYNTHETIC = people_tfds.people_dataset("synthetic", "synthetic_people", LAYOUT,

@@ -1,7 +1,7 @@
 """Synthetic multi-view people in the Market-1501 layout of PATN/GFLA: the project's embedded data set.
 
     python -m rfgen_jax.data.synthetic --out DIR [--height 128 --width 64 --train-ids 200 --test-ids 20 \
-        --views-per-id 8 --seed 0]
+        --views-per-id 8 --seed 0 --misalign off|moderate|scale=0.2,shift_y=10,...]
 
 writes
 
@@ -30,7 +30,8 @@ or a hip) has work; keypoints outside the frame are -1 too.
 The cameras: 6 cameras, each with its own colour cast and 3 backgrounds (wall/floor split, gradients,
 stripes, tiles, smooth noise); every image is shifted within its background and the person is scaled
 (+-10%), shifted (+-3 px at 128 high, scaled with the height) and rotated (+-5 degrees) in the frame, the
-keypoints with it exactly (up to rounding to integer pixels).
+keypoints with it exactly (up to rounding to integer pixels). `misalign` (off by default; `misalign.py`)
+adds a systematic per-camera offset on top: camera distance, height in frame, roll, colour and brightness.
 
 Rendering: Pillow polygons on a supersampled canvas (about 256 px high), box-reduced for anti-aliasing;
 numpy textures for the torso and head. Deterministic: image (id, view) draws from
@@ -50,6 +51,7 @@ import numpy as np
 from PIL import Image
 
 from rfgen_jax.data import keypoints as kp_lib
+from rfgen_jax.data.synthetic import misalign as misalign_lib
 from rfgen_jax.data.synthetic.people_body import FORMAT_VERSION
 from rfgen_jax.data.synthetic.people_body import INFO_FILE
 from rfgen_jax.data.synthetic.people_body import NAME_PATTERN
@@ -65,8 +67,11 @@ def _image_name(identity: int, camera: int, frame: int) -> str:
   return f"{identity:04d}_c{camera}s1_{frame:06d}_00.png"
 
 
-def plan_identity(seed: int, person_id: int, views_per_id: int):
-  """The identity and its views: [(name, View)], orientations spread around the circle."""
+def plan_identity(seed: int, person_id: int, views_per_id: int, offsets=None):
+  """The identity and its views: [(name, View)], orientations spread around the circle.
+
+  `offsets`: `misalign.camera_offsets(seed, settings)` to apply each camera's offset (None = none).
+  """
   rng = np.random.default_rng(np.random.SeedSequence([seed, person_id]))
   identity = sample_identity(rng)
   start = rng.uniform(0, 360)
@@ -77,6 +82,8 @@ def plan_identity(seed: int, person_id: int, views_per_id: int):
     orientation = (start + k * 360.0 / views_per_id + vrng.uniform(-0.3, 0.3) * 360.0 / views_per_id) % 360
     camera = int(cams[k % NUM_CAMERAS]) + 1
     view = sample_view(vrng, orientation, camera)
+    if offsets is not None:
+      view = misalign_lib.apply(view, offsets[camera])
     frame = 100 * (k + 1) + int(vrng.integers(0, 100))
     views.append((_image_name(person_id, camera, frame), view))
   return identity, views
@@ -107,7 +114,7 @@ def _pairs_csv(names_by_id: Dict[int, List[str]], per_id: int) -> str:
 
 
 def generate(out_dir: str, height: int = 128, width: int = 64, train_ids: int = 200, test_ids: int = 20,
-             views_per_id: int = 8, seed: int = 0, verbose: bool = False) -> dict:
+             views_per_id: int = 8, seed: int = 0, verbose: bool = False, misalign=None) -> dict:
   """Writes the synthetic people set in the Market-1501 layout (see the module docstring).
 
   Args:
@@ -118,6 +125,8 @@ def generate(out_dir: str, height: int = 128, width: int = 64, train_ids: int = 
     views_per_id: images per identity (>= 1; >= 2 for multi-source tuples).
     seed: everything is a function of the arguments (identical bytes for identical arguments).
     verbose: print progress to stderr.
+    misalign: per-camera offsets, a `misalign.Misalign` or a dict of its fields (None / all 0 = off, the
+      output is then byte-identical to a generator without the switch); stored in info.json when on.
 
   Returns:
     The summary also written to info.json: parameters, image and identity counts, the number of images
@@ -127,6 +136,8 @@ def generate(out_dir: str, height: int = 128, width: int = 64, train_ids: int = 
     raise ValueError(f"Image size {height}x{width} is too small (min 8x8).")
   if views_per_id < 1 or train_ids < 0 or test_ids < 0:
     raise ValueError("views_per_id must be >= 1 and the id counts >= 0.")
+  settings = misalign_lib.from_mapping(misalign)
+  offsets = misalign_lib.camera_offsets(seed, settings) if settings.active else None
   t0 = time.perf_counter()
   os.makedirs(out_dir, exist_ok=True)
   info_path = os.path.join(out_dir, INFO_FILE)
@@ -140,7 +151,7 @@ def generate(out_dir: str, height: int = 128, width: int = 64, train_ids: int = 
     os.makedirs(folder, exist_ok=True)
     rows, names_by_id, written = [], {}, set()
     for pid in ids:
-      identity, views = plan_identity(seed, pid, views_per_id)
+      identity, views = plan_identity(seed, pid, views_per_id, offsets)
       for name, view in views:
         img, kp = render(identity, view, height, width, backgrounds, seed)
         Image.fromarray(img).save(os.path.join(folder, name), compress_level=1)
@@ -162,6 +173,10 @@ def generate(out_dir: str, height: int = 128, width: int = 64, train_ids: int = 
   elapsed = time.perf_counter() - t0
   params = {"height": height, "width": width, "train_ids": train_ids, "test_ids": test_ids,
             "views_per_id": views_per_id, "seed": seed}
+  misalign_flag = ""
+  if settings.active:   # absent when off, so that the default info.json keeps its bytes
+    params["misalign"] = settings.as_dict()
+    misalign_flag = " --misalign " + ",".join(f"{k}={v:g}" for k, v in settings.as_dict().items())
   summary = {"format_version": FORMAT_VERSION, "params": params,
              "images": counts, "identities": {"train": train_ids, "test": test_ids},
              "missing_shoulder_or_hip": incomplete,
@@ -169,7 +184,8 @@ def generate(out_dir: str, height: int = 128, width: int = 64, train_ids: int = 
   readme = (
       "Synthetic multi-view people (rfgen_jax.data.synthetic), Market-1501 layout of PATN/GFLA.\n"
       f"Generated with: python -m rfgen_jax.data.synthetic --out DIR --height {height} --width "
-      f"{width} --train-ids {train_ids} --test-ids {test_ids} --views-per-id {views_per_id} --seed {seed}\n"
+      f"{width} --train-ids {train_ids} --test-ids {test_ids} --views-per-id {views_per_id} --seed {seed}"
+      f"{misalign_flag}\n"
       "train/, test/: {id:04d}_c{camera}s1_{frame:06d}_00.png; train and test identities are disjoint.\n"
       "market-annotation-{split}.csv: name:keypoints_y:keypoints_x, 18 OpenPose joints, -1 = missing.\n"
       "market-pairs-{split}.csv: from,to pairs of one identity. info.json: parameters, written last.\n")
@@ -180,10 +196,12 @@ def generate(out_dir: str, height: int = 128, width: int = 64, train_ids: int = 
   return summary
 
 
-def is_complete(out_dir: str, height: Optional[int] = None, width: Optional[int] = None) -> bool:
+def is_complete(out_dir: str, height: Optional[int] = None, width: Optional[int] = None,
+                misalign=None) -> bool:
   """True if `out_dir` holds a finished synthetic set (info.json present, CSVs and image counts match).
 
-  With `height`/`width` given, the set must also have that image size.
+  With `height`/`width` given, the set must also have that image size; with `misalign` given (a
+  `misalign.Misalign` or dict), the same per-camera offsets (a set without them counts as all 0).
   """
   try:
     with open(os.path.join(out_dir, INFO_FILE)) as f:
@@ -192,6 +210,9 @@ def is_complete(out_dir: str, height: Optional[int] = None, width: Optional[int]
       return False
     p = info["params"]
     if (height is not None and p["height"] != height) or (width is not None and p["width"] != width):
+      return False
+    if misalign is not None and misalign_lib.from_mapping(p.get("misalign")) != misalign_lib.from_mapping(
+        misalign):
       return False
     for split in ("train", "test"):
       for name in (f"market-annotation-{split}.csv", f"market-pairs-{split}.csv"):
@@ -216,9 +237,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   parser.add_argument("--test-ids", type=int, default=20)
   parser.add_argument("--views-per-id", type=int, default=8)
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--misalign", default="off", help="per-camera offsets: off | moderate | "
+                      "scale=F,shift_y=PX,shift_x=PX,roll=DEG,colour=F,brightness=F (misalign.py)")
   args = parser.parse_args(argv)
+  try:
+    settings = misalign_lib.parse(args.misalign)
+  except ValueError as e:
+    parser.error(str(e))   # exit status 2
   summary = generate(args.out, args.height, args.width, args.train_ids, args.test_ids, args.views_per_id,
-                     args.seed, verbose=True)
+                     args.seed, verbose=True, misalign=settings)
   n = sum(summary["images"].values())
   print(f"Wrote {n} images ({summary['images']}) to {args.out} in {summary['seconds']:.1f} s "
         f"({n / max(summary['seconds'], 1e-9):.0f} images/s); missing a shoulder or hip: "

@@ -100,6 +100,7 @@ class View:
   rotation: float             # degrees, in-plane
   brightness: float
   drop: Tuple[int, ...]       # joints that the "detector" misses in this image
+  colour: Tuple[float, float, float] = (1.0, 1.0, 1.0)   # per-camera RGB gains (misalign.py; 1 = none)
 
 
 def _colour(rng: np.random.Generator, muted: bool = False) -> np.ndarray:

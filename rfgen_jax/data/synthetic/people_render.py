@@ -373,5 +373,7 @@ def render(identity: Identity, view: View, height: int, width: int, backgrounds=
   if mask:
     return np.asarray(small), keypoints
   gain = camera_tint(seed, view.camera) * view.brightness
+  if tuple(view.colour) != (1.0, 1.0, 1.0):   # the per-camera misalignment's cast (misalign.py)
+    gain = gain * np.asarray(view.colour, np.float64)
   img = np.clip(np.asarray(small, np.float32) * gain.astype(np.float32), 0, 255).astype(np.uint8)
   return img, keypoints
