@@ -20,9 +20,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import jax  # pylint: disable=g-import-not-at-top
 import numpy as np
-from absl import app
+from absl import app, flags
 
-from rfgen_jax import cli, flags
+from rfgen_jax import cli
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from rfgen_jax import config_utils, models  # pylint: disable=g-import-not-at-top

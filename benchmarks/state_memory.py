@@ -17,9 +17,9 @@ import sys
 
 import jax
 import numpy as np
-from absl import app
+from absl import app, flags
 
-from rfgen_jax import cli, flags
+from rfgen_jax import cli
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from rfgen_jax import config_utils, models  # pylint: disable=g-import-not-at-top

@@ -23,9 +23,9 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import jax  # pylint: disable=g-import-not-at-top
-from absl import app
+from absl import app, flags, logging
 
-from rfgen_jax import cli, flags, logging
+from rfgen_jax import cli
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from rfgen_jax import config_utils  # pylint: disable=g-import-not-at-top

@@ -249,7 +249,7 @@ def _main(argv):
 
 
 if __name__ == "__main__":
-  from absl import app  # pylint: disable=g-import-not-at-top
+  from rfgen_jax import cli  # pylint: disable=g-import-not-at-top
   from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
   _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
   cli.run(_main)
