@@ -86,7 +86,7 @@ def test_folder_scorer_equals_the_evaluator(setup, tmp_path):
                         "l1_person"}
     scored = score_folder.score(os.path.join(out_dir, f"images_K{k}"), os.path.join(config.data.root, "test"),
                                 str(train_dir), os.path.join(config.data.root, "market-annotation-test.csv"),
-                                batch_size=3, weights=weights, k=int(k))
+                                batch_size=4, weights=weights, k=int(k))
     again = scored["results"][k]
     assert set(again) == set(row)
     for name, value in row.items():
@@ -143,6 +143,22 @@ def test_run_evaluators_writes_scalars_and_a_report(setup, tmp_path):
   assert written[7]["eval/K1/ssim"] == report["results"]["1"]["ssim"]
   with open(tmp_path / "eval" / "step_0000007" / "metrics.json") as f:
     assert json.load(f)["results"]["1"]["ssim"] == report["results"]["1"]["ssim"]
+
+
+def test_trainer_runs_the_evaluators_every_eval_every_steps(tmp_path):
+  """train.py's hook: `eval.every_steps` runs `eval.train_evaluators`; scalars and a report per step."""
+  from rfgen_jax.train import trainer  # pylint: disable=g-import-not-at-top
+  config = config_utils.load_config(os.path.join(ROOT, "configs/synthetic.py:tiny"))
+  config.data.root, config.data.tfds_data_dir = str(tmp_path / "root"), str(tmp_path / "tfds")
+  config.train.total_steps, config.train.flow_warmup_steps = 2, 1
+  config.train.eval_at_end, config.checkpoint.async_save = False, False
+  config.eval.every_steps, config.eval.num_sources, config.eval.max_tuples = 1, (1,), 2
+  config.eval.train_evaluators = ("ssim_psnr_l1",)
+  trainer.train_and_evaluate(config, str(tmp_path / "run"))
+  for step in (1, 2):
+    with open(tmp_path / "run" / "eval" / f"step_{step:07d}" / "metrics.json") as f:
+      report = json.load(f)
+    assert report["step"] == step and np.isfinite(report["results"]["1"]["ssim"])
 
 
 def test_unknown_evaluator_is_named(setup):

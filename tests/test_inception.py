@@ -412,3 +412,33 @@ def test_convert_script_gfla_variant(tmp_path):
   bad = subprocess.run(base + ["--variant=pytorch_fid", "--output", str(tmp_path / "b.npz")], cwd=root,
                        env=env, capture_output=True, text=True)
   assert bad.returncode == 2 and "Traceback" not in bad.stderr and "--variant=gfla" in bad.stderr
+
+
+@pytest.mark.slow
+def test_fid_pytorch_of_the_folder_scorer_equals_pytorch_fid(tmp_path, monkeypatch):
+  """End to end at 299: pytorch-fid's own statistics and distance of two PNG folders vs score_folder."""
+  pf_inception, fid_score = import_pytorch_fid()
+  from rfgen_jax.evaluation import evaluators, image_files  # pylint: disable=g-import-not-at-top
+  from rfgen_jax.tools import score_folder  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(evaluators, "_NETWORKS", {})
+  donor = _randomised_twin(seed=12)
+  state = donor.state_dict()
+  monkeypatch.setattr(pf_inception, "load_state_dict_from_url", lambda *a, **k: state)
+  rng = np.random.default_rng(12)
+  gen, real = tmp_path / "gen", tmp_path / "real"
+  gen.mkdir(), real.mkdir()
+  base = rng.integers(0, 256, (6, 64, 48, 3), dtype=np.uint8)
+  for i in range(6):
+    image_files.write_png(str(real / f"r{i}.png"), base[i])
+    noisy = np.clip(base[i].astype(int) + rng.integers(-40, 40, base[i].shape), 0, 255).astype(np.uint8)
+    image_files.write_png(str(gen / f"s{i}_2_r{i}.png"), noisy)
+  model = pf_inception.InceptionV3([3]).eval()
+  stats = [fid_score.calculate_activation_statistics(sorted(str(p) for p in d.iterdir()), model, batch_size=3,
+                                                      num_workers=0) for d in (gen, real)]
+  ref = fid_score.calculate_frechet_distance(*stats[0], *stats[1])
+  path = str(tmp_path / "fid.npz")
+  inception.save_params(path, inception.params_from_state_dict(_state_dict_numpy(donor), "pytorch_fid"),
+                        variant="pytorch_fid")
+  report = score_folder.score(str(gen), str(real), evaluator_names=["fid_pytorch"], batch_size=3,
+                              weights={"inception_weights": path})
+  np.testing.assert_allclose(report["results"]["1"]["fid_pytorch"], ref, rtol=1e-3)

@@ -155,10 +155,11 @@ class _PerImage(Evaluator):
     self._empty = 0
 
   def values(self, fake, real, mask):
+    """{metric: (B,)} of [-1, 1] float images (jitted functions, compiled once per shape)."""
     raise NotImplementedError
 
   def update(self, batch):
-    out = self._jitted(to_signed(batch.fake), to_signed(batch.real), batch.mask)
+    out = self.values(to_signed(batch.fake), to_signed(batch.real), batch.mask)
     has_mask = None
     if batch.mask is not None and self.MASKED:
       has_mask = gather(jnp.sum(batch.mask, axis=(1, 2, 3)) > 0)
@@ -166,12 +167,6 @@ class _PerImage(Evaluator):
     for name, v in out.items():
       keep = batch.valid & has_mask if (name in self.MASKED and has_mask is not None) else batch.valid
       self._values.setdefault(name, []).append(gather(v)[keep])
-
-  @property
-  def _jitted(self):
-    if not hasattr(self, "_jit"):
-      self._jit = jax.jit(self.values)
-    return self._jit
 
   def result(self):
     return {n: float(np.mean(np.concatenate(v).astype(np.float64))) if sum(map(len, v)) else float("nan")
@@ -187,11 +182,16 @@ class PixelMetrics(_PerImage):
   MASKED = ("l1_person", "ssim_person")
 
   def values(self, fake, real, mask):
-    out = {"l1": metrics.l1(fake, real), "psnr": metrics.psnr(fake, real), "ssim": metrics.ssim(fake, real)}
-    if mask is not None:
-      out["l1_person"] = metrics.l1(fake, real, mask)
-      out["ssim_person"] = metrics.ssim(fake, real, mask)
-    return out
+    return _pixel_values(fake, real, mask)
+
+
+@jax.jit
+def _pixel_values(fake, real, mask):
+  out = {"l1": metrics.l1(fake, real), "psnr": metrics.psnr(fake, real), "ssim": metrics.ssim(fake, real)}
+  if mask is not None:
+    out["l1_person"] = metrics.l1(fake, real, mask)
+    out["ssim_person"] = metrics.ssim(fake, real, mask)
+  return out
 
 
 _NETWORKS: Dict[Tuple, Any] = {}
@@ -222,7 +222,7 @@ class LPIPS(_PerImage):
 
   def values(self, fake, real, mask):
     del mask
-    return {"lpips": self.model.module.apply({"params": self.model.params}, fake, real)}
+    return {"lpips": self.model(fake, real)}
 
 
 @register("mask_lpips")
@@ -238,7 +238,7 @@ class MaskLPIPS(_PerImage):
     self.model = _lpips_model(env.config)
 
   def values(self, fake, real, mask):
-    return {"mask_lpips": self.model.module.apply({"params": self.model.params}, fake * mask, real * mask)}
+    return {"mask_lpips": self.model(fake, real, mask=mask)}
 
 
 def _file_key(path: str) -> list:
@@ -261,8 +261,11 @@ class _FID(Evaluator):
     self.weights_key = _file_key(path)
     self.net = _cached(("inception", self.VARIANT, path),
                        lambda: metrics.InceptionFeatures.load(path, self.VARIANT))
-    self.features = jax.jit(lambda p, x: self.net.module.apply({"params": p}, to_signed(x)))
     self.real_stats = None
+
+  def features(self, images_u8: jax.Array) -> jax.Array:
+    """(B, H, W, 3) uint8 -> (B, 2048) pool3 features (the network's jit, shared by every instance)."""
+    return self.net(to_signed(images_u8))
 
   def start(self, k):
     super().start(k)
@@ -270,9 +273,9 @@ class _FID(Evaluator):
     self.real = metrics.FeatureStatistics() if self.env.fid_reals is None else None
 
   def update(self, batch):
-    self.fake.update(gather(self.features(self.net.params, batch.fake)), batch.valid)
+    self.fake.update(gather(self.features(batch.fake)), batch.valid)
     if self.real is not None:
-      self.real.update(gather(self.features(self.net.params, batch.real)), batch.valid)
+      self.real.update(gather(self.features(batch.real)), batch.valid)
 
   def _stats_path(self, description: str) -> Optional[str]:
     if not self.env.cache_dir:
@@ -295,7 +298,7 @@ class _FID(Evaluator):
     for images, valid in make_batches():
       global_images = sharding.to_global_batch({"x": images}, self.env.mesh)["x"]
       global_valid = gather(sharding.to_global_batch({"v": valid}, self.env.mesh)["v"])
-      acc.update(gather(self.features(self.net.params, global_images)), global_valid)
+      acc.update(gather(self.features(global_images)), global_valid)
     mu, sigma = acc.finalize()
     self.real_stats = (mu, sigma, acc.count)
     if path and jax.process_index() == 0:

@@ -215,6 +215,10 @@ class Trainer:
           self.writer.write_scalars(done, scalars)
         if done % config.train.sample_every_steps == 0 or done == total:
           self.write_samples(done)
+        if config.eval.every_steps > 0 and done % config.eval.every_steps == 0:
+          from rfgen_jax import evaluation  # pylint: disable=g-import-not-at-top
+          evaluation.run_evaluators(config, self.generate, self.state.gen_params, done, self.writer,
+                                    self.workdir, self.mesh)
         if save_now:
           self.checkpointer.save(done, self.state, self.train_iter, config)
           self.last_saved = done
