@@ -1,6 +1,8 @@
 """SIGTERM in stage 2: the run saves a checkpoint at the next step, exits with status 75, and the
 resumed run ends with the parameters of an uninterrupted one (one process; the two-process case, where
-the processes agree on the step through JAX's preemption sync, is in test_multiprocess.py)."""
+the processes agree on the step through JAX's preemption sync, is in test_multiprocess.py).
+
+Run: `python -m pytest -q -m slow tests/test_preemption.py`."""
 import os
 import signal
 import subprocess
@@ -9,6 +11,7 @@ import time
 
 import jax
 import numpy as np
+import pytest
 
 from rfgen_jax import config_utils, models
 from rfgen_jax.train import checkpointing, preemption, state as state_lib, trainer
@@ -37,6 +40,7 @@ def _restore(config, workdir, step):
     ckpt.close()
 
 
+@pytest.mark.slow   # three tiny runs (one in a fresh interpreter twice): ~2 min idle, 17 min on a loaded 2-core VM
 def test_sigterm_in_stage2_saves_exits_75_and_resumes_identically(tmp_path):
   data_root = str(tmp_path / "data")
   straight = str(tmp_path / "straight")
