@@ -129,9 +129,11 @@ def test_conv_impl_auto_and_xla_give_the_same_generator():
   va, ga = jax.jit(jax.value_and_grad(loss(gen_auto)))(variables["params"])
   vx, gx = jax.jit(jax.value_and_grad(loss(gen_xla)))(variables["params"])
   np.testing.assert_allclose(float(va), float(vx), rtol=1e-4)
+  # Relative to the largest gradient of the tree: biases just before an instance norm have a true
+  # gradient of 0, and their float32 noise (~1e-7) differs between the forms.
+  scale = max(float(np.abs(np.asarray(b)).max()) for b in _leaves(gx).values())
   for (name, a), b in zip(_leaves(ga).items(), _leaves(gx).values()):
-    scale = float(np.abs(np.asarray(b)).max()) + 1e-12
-    assert float(np.abs(np.asarray(a) - np.asarray(b)).max()) <= 2e-3 * scale, name
+    assert float(np.abs(np.asarray(a) - np.asarray(b)).max()) <= 1e-4 * scale, name
 
 
 def test_bad_switch_values_are_config_errors():
