@@ -169,7 +169,7 @@ def test_build_ui(people):
 
 
 def test_landmark_checkpoint_loads_and_generates_from_test_poses(tmp_path):
-  from rfgen_jax.data import voxceleb  # pylint: disable=import-outside-toplevel
+  from rfgen_jax.data.datasets import voxceleb  # pylint: disable=import-outside-toplevel
   root = tmp_path / "vox"
   rng = np.random.default_rng(0)
   for split in ("train", "test"):

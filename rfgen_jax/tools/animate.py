@@ -58,7 +58,7 @@ def load_sources(session, args) -> tuple[list[np.ndarray], list[np.ndarray], np.
   if args.sources:
     if session.pose_kind != "keypoints":
       raise UsageError(f"--sources (own photos) needs a body-keypoint model; this one has "
-                       f"data.pose_kind={session.pose_kind!r}: use --test_tuple or --test_sources.")
+                       f"pose kind {session.pose_kind!r} (data.name={session.config.data.name!r}): use --test_tuple or --test_sources.")
     if not args.keypoints:
       raise UsageError("--sources needs --keypoints (an annotation CSV or keypoint JSON of the photos).")
     paths = [s for s in args.sources.split(",") if s]
@@ -129,7 +129,7 @@ def pose_sequence(session, args, base: np.ndarray | None) -> np.ndarray:
   if sequence in ("walk", "turn"):
     if session.pose_kind != "keypoints":
       raise UsageError(f"--sequence={sequence} is for body-keypoint models; this one has "
-                       f"data.pose_kind={session.pose_kind!r} (camera models: --sequence=orbit).")
+                       f"pose kind {session.pose_kind!r} (data.name={session.config.data.name!r}) (camera models: --sequence=orbit).")
     return (pose_sequences.walk_cycle(base, n or 16) if sequence == "walk"
             else pose_sequences.turn_around(base, n or 24))
   if sequence == "orbit":

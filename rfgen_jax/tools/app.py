@@ -246,7 +246,7 @@ class App:
     """Uploaded photos brought to the model's frame with their keypoints (file, or detected)."""
     from rfgen_jax.tools import generate as generate_tool  # pylint: disable=import-outside-toplevel
     if self.kind != "keypoints":
-      raise UserError(f"Uploads need a body-keypoint model; this one has data.pose_kind={self.kind!r}. "
+      raise UserError(f"Uploads need a body-keypoint model; this one has pose kind {self.kind!r}. "
                       "Use the test set.")
     paths = [p for p in (image_paths or []) if p]
     if not paths:

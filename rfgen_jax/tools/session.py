@@ -58,7 +58,7 @@ class ModelSession:
     self.config = config if config is not None else generate_tool.load_config(None, workdir)
     self.generator, self.params, self.step = inference.restore_generator(self.config, workdir, step)
     self.image_size = tuple(int(s) for s in self.config.data.image_size)
-    self.pose_kind = str(self.config.data.pose_kind)
+    self.pose_kind = pipeline.pose_kind(self.config)
     self.batch_size = int(batch_size)
     self._index = None
     self._loader = None
