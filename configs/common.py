@@ -95,7 +95,7 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.data.pose_channels = 18         # channels of a pose map (P)
   c.data.heatmap_sigma = 6.0        # Gaussian pose-map sigma in pixels (GFLA: 6 at every size)
   c.data.heatmap_sigma_scaling = "fixed"  # fixed: heatmap_sigma px at every size (GFLA) | height: px at a
-                                          # 128-high image, scaled with the height (docs/protocol_data.md)
+                                          # 128-high image, scaled with the height (docs/protocol.md)
   c.data.keypoint_frame = ()        # (H, W) the keypoint CSV is in; () = each image file's own size
                                     # (DeepFashion as GFLA releases it: (256, 176) with 1101x750 files)
   c.data.augment = True             # GFLA's random affine, the same for an image and its keypoints /
@@ -192,7 +192,7 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.losses.correctness_layers = ("relu4_1", "relu3_1", "relu2_1")
   # Per-level weights (aligned with model.levels) multiplying L_cor and L_reg of each level before the
   # sum, in both stages. GFLA has one flow level on Market-1501 (H/4, weight 1) and two on DeepFashion
-  # (H/8, H/4: total 2); our three levels split GFLA's total equally (docs/protocol_model.md).
+  # (H/8, H/4: total 2); our three levels split GFLA's total equally (docs/protocol.md).
   c.losses.correctness_level_weights = (1 / 3, 1 / 3, 1 / 3)
   c.losses.regularization_level_weights = (1.0, 1.0, 1.0)   # where affine_kernel_sizes > 0 (GFLA: 1)
   c.losses.perceptual_layers = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -230,7 +230,7 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.eval.step = -1                  # -1 = latest checkpoint
   c.eval.batch_size = 8
   c.eval.max_tuples = 0             # 0 = all test tuples
-  # Evaluators run by --mode=eval, by name (rfgen_jax/evaluation/evaluators.py); docs/protocol_eval.md.
+  # Evaluators run by --mode=eval, by name (rfgen_jax/evaluation/evaluators.py); docs/protocol.md.
   c.eval.evaluators = ("fid_gfla", "fid_pytorch", "lpips", "mask_lpips", "ssim_psnr_l1", "samples", "pngs")
   c.eval.every_steps = 0            # > 0: the trainer also runs eval.train_evaluators every N steps
   c.eval.train_evaluators = ("fid_gfla", "lpips", "mask_lpips", "ssim_psnr_l1")

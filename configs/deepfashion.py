@@ -1,7 +1,7 @@
 """DeepFashion In-shop as GFLA trains and scores it: 256x256, keypoints in the 256x176 frame, no augmentation.
 
 `:size=256x176` gives PATN's / PISE's image size; `:runlocal` shrinks the run for a laptop. The choices
-and why: docs/protocol_data.md.
+and why: docs/protocol.md.
 """
 from configs import common
 

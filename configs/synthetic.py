@@ -18,7 +18,7 @@ def get_config(arg=None):
   c.data.synthetic_views_per_id = 8
   c.data.synthetic_seed = 0
   c.data.num_workers = 0
-  # The demo as measured (docs/protocol_data.md): sigma scaled with the height (3 px at 64 high) and the
+  # The demo as measured (docs/protocol.md): sigma scaled with the height (3 px at 64 high) and the
   # sources' affine for the target too.
   c.data.heatmap_sigma_scaling = "height"
   c.data.augment_target = "same"

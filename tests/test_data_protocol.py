@@ -1,4 +1,4 @@
-"""GFLA's data protocol (docs/protocol_data.md), with GFLA's definitions as oracles written from its code.
+"""GFLA's data protocol (docs/protocol.md), with GFLA's definitions as oracles written from its code.
 
 GFLA (`util/pose_utils.cords_to_map`, `data/base_dataset.py`): keypoints given in the frame `old_size`
 are scaled to the image size, a Gaussian of sigma 6 px is drawn at every size, and the target image gets

@@ -16,7 +16,7 @@ PADDINGS = ("zeros", "border")
 def torch_warp(x, flow, cot, padding, align_corners=True):
   """Oracle: output and gradients (x, flow) of grid_sample in float64. NHWC numpy in and out.
 
-  align_corners=True uses the DESIGN formula grid = 2 (base + flow) / (size - 1) - 1 (sizes > 1);
+  align_corners=True uses the formula grid = 2 (base + flow) / (size - 1) - 1 (sizes > 1);
   align_corners=False the equivalent grid = (2 (base + flow) + 1) / size - 1, defined for size 1 too.
   """
   _, h, w, _ = x.shape

@@ -29,7 +29,7 @@ Images are resized to `data.image_size` when the file's size differs; points are
 centres kept (`images.rescale_points`) from the frame they were annotated in (`data.keypoint_frame`, or
 the file's own size when it is ()). Then augmented (training only, `data.augment`, and only for data
 sets whose pose moves with the image: not camera poses; the target gets GFLA's weaker transform with
-`data.augment_target = "weaker"`, docs/protocol_data.md), then encoded as pose maps.
+`data.augment_target = "weaker"`, docs/protocol.md), then encoded as pose maps.
 """
 from __future__ import annotations
 

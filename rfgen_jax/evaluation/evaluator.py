@@ -11,7 +11,7 @@ Outputs under `<workdir>/eval/`:
   its tuple (`image_files.png_name`); `test_tuples_K{k}.csv`: the tuples evaluated (`from_0..,to`).
 
 The evaluators and their metrics: `evaluators.py`; the loop: `loop.py`; what each number means and how
-it follows GFLA: docs/protocol_eval.md and docs/design.md, "## 6. Evaluation".
+it follows GFLA: docs/protocol.md and docs/design.md, "## 6. Evaluation".
 """
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ keypoints); `lpips` -> lpips; `mask_lpips` -> mask_lpips; `fid_gfla` -> fid (GFL
 ImageNet Inception, GFLA's input transform, real statistics of the training set); `fid_pytorch` ->
 fid_pytorch (pytorch-fid's TF-Inception; same real images); `samples` -> samples_K{k}.png; `pngs` ->
 images_K{k}/<tuple>.png (every generated test image, see `image_files.png_name`). Metric definitions:
-`metrics.py`; the protocol and why: docs/protocol_eval.md; docs/design.md, "## 6. Evaluation".
+`metrics.py`; the protocol and why: docs/protocol.md; docs/design.md, "## 6. Evaluation".
 """
 from __future__ import annotations
 

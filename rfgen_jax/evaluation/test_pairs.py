@@ -1,6 +1,6 @@
 """The test pairs of the paper's Table 1 (GFLA's `market-pairs-test.csv` / `fasion-pairs-test.csv`) as tuples.
 
-Rule (documented in docs/protocol_eval.md):
+Rule (documented in docs/protocol.md):
 - K = 1: exactly the listed pairs, in file order: `(from, to)`.
 - K > 1: the pair's `from`, then K - 1 other images of the same identity (never `from` or `to`), taken
   in the order of a permutation of those candidates (sorted by name) drawn with

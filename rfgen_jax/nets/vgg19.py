@@ -20,7 +20,7 @@ says what the network sees:
   weights (perceptual 0.5, style 500, correctness 5) were tuned with these feature magnitudes.
 - "imagenet": mapped to [0, 1] and normalised with the ImageNet mean (0.485, 0.456, 0.406) and std
   (0.229, 0.224, 0.225), as torchvision's weights were trained; features are then about 4x larger, which
-  changes the effective perceptual and style weights (docs/protocol_model.md).
+  changes the effective perceptual and style weights (docs/protocol.md).
 
 Weights: `load_vgg19(config)` reads the .npz written by `python -m rfgen_jax.tools.convert_vgg19` from
 torchvision's `vgg19-dcbb9e9d.pth`. Parameters are {"conv1_1": {"kernel": (3, 3, I, O), "bias": (O,)},

@@ -7,7 +7,7 @@
 GFLA's `train/` and `test/` hold the high-resolution files (1101 x 750) while the CSV's keypoints are in
 the 256 x 176 frame of PATN's resized files; `configs/deepfashion.py` reads them in that frame
 (`data.keypoint_frame = (256, 176)`), which also fits PATN's resized release; keypoints outside the
-frame stop the run naming the file (docs/protocol_data.md).
+frame stop the run naming the file (docs/protocol.md).
 
 Identity: the clothing item id. GFLA/PATN names flatten `MEN/Denim/id_00000080/01_1_front.jpg` to
 `fasionMENDenimid0000008001_1front.jpg` (some copies spell the prefix `fashion`); the id is the text after
