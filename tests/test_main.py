@@ -11,6 +11,7 @@ import time
 
 import jax
 import numpy as np
+from PIL import Image
 import pytest
 
 from rfgen_jax import config_utils, models
@@ -125,6 +126,7 @@ def test_eval_writes_metrics_for_every_k(tmp_path, data_root, straight_run):
   workdir = copy_run(straight_run, tmp_path)
   config = tiny(data_root, train__total_steps=4)
   config.eval.num_sources = (1, 2, 3)
+  config.eval.inner_maps = True
   report = evaluator.evaluate(config, workdir)
   with open(os.path.join(workdir, "eval", "metrics.json")) as f:
     saved = json.load(f)
@@ -138,6 +140,11 @@ def test_eval_writes_metrics_for_every_k(tmp_path, data_root, straight_run):
   table = open(os.path.join(workdir, "eval", "table.md")).read()
   assert "| 3 |" in table and "SSIM" in table and "convert_inception" in table
   assert os.path.exists(os.path.join(workdir, "eval", "samples_K3.png"))
+  # eval.inner_maps: + flow, occlusion, attention of every source per level, one cell each
+  h, w = config.data.image_size
+  for k in (1, 2, 3):
+    grid = np.asarray(Image.open(os.path.join(workdir, "eval", f"samples_maps_K{k}.png")))
+    assert grid.shape[1] == (k + 3 + 3 * len(config.model.levels) * k) * w and grid.shape[0] % h == 0
 
 
 def test_eval_without_checkpoint_is_a_clear_error(tmp_path, data_root):

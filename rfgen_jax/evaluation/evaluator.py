@@ -22,7 +22,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from rfgen_jax import config_utils, inference, models
+from rfgen_jax import config_utils, inference, models, visualize
 from rfgen_jax.inference import NoCheckpointError  # pylint: disable=unused-import (re-exported)
 from rfgen_jax.evaluation import loop
 from rfgen_jax.evaluation.loop import NonFiniteImageError  # pylint: disable=unused-import (re-exported)
@@ -59,6 +59,20 @@ def write_report(out_dir: str, report: dict) -> None:
   write_table(os.path.join(out_dir, "table.md"), report["results"], report["step"], report["skipped"])
 
 
+def write_inner_map_grids(config, generator, params, out_dir: str) -> None:
+  """`eval/samples_maps_K{k}.png`: the first test batch of each K with every source's flow, occlusion
+  and attention per level (`visualize.sample_grid_with_maps`); process 0 only (`eval.inner_maps`)."""
+  from rfgen_jax import data  # pylint: disable=g-import-not-at-top
+  if jax.process_index() != 0:
+    return
+  for k in config.eval.num_sources:
+    batch = next(iter(data.create_eval_batches(config, k, 0, 1)))
+    valid = np.asarray(batch.pop("valid"), bool)
+    host = {key: np.asarray(v)[valid] for key, v in batch.items()}
+    grid = visualize.inner_maps_sample_grid(generator, params, host)
+    visualize.write_png(os.path.join(out_dir, f"samples_maps_K{k}.png"), grid)
+
+
 def evaluate(config, workdir: str) -> dict:
   """Evaluates the checkpoint of `workdir` for every K in `eval.num_sources`; returns metrics.json's dict."""
   config_utils.validate_config(config, num_devices=jax.device_count())
@@ -75,6 +89,8 @@ def evaluate(config, workdir: str) -> dict:
   out_dir = os.path.join(workdir, "eval")
   report = loop.evaluate_generator(config, generate, gen_params, step, out_dir, config.eval.evaluators, mesh)
   write_report(out_dir, report)
+  if config.eval.inner_maps:
+    write_inner_map_grids(config, generator, gen_params, out_dir)
   if jax.process_index() == 0:
     with open(os.path.join(out_dir, "table.md")) as f:
       logging.info("Eval table:\n%s", f.read())

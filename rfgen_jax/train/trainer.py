@@ -148,7 +148,10 @@ class Trainer:
     generated = self.generate(params, sharding.to_global_batch(host, self.mesh))
     generated = np.asarray(multihost_utils.process_allgather(generated, tiled=True))
     if jax.process_index() == 0:
-      grid = visualize.sample_grid(host, generated[:host["target_image"].shape[0]])
+      if self.config.eval.inner_maps:   # + each source's flow, occlusion, attention per level
+        grid = visualize.inner_maps_sample_grid(self.generator, params, host)
+      else:
+        grid = visualize.sample_grid(host, generated[:host["target_image"].shape[0]])
       visualize.write_png(os.path.join(self.workdir, "samples", f"step_{step:07d}.png"), grid)
       self.writer.write_images(step, {"samples": grid[None]})
 
