@@ -172,6 +172,7 @@ def test_cli_flag(tmp_path):
 
 
 def test_contact_sheet_shape():
-  sheet = misalign.contact_sheet(misalign.MODERATE, 32, 16, identities=(1,))
+  from rfgen_jax.data.synthetic import misalign_sheet  # pylint: disable=import-outside-toplevel
+  sheet = misalign_sheet.contact_sheet(misalign.MODERATE, 32, 16, identities=(1,))
   assert sheet.dtype == np.uint8 and sheet.shape == (2 * 32 + 2, 6 * 16 + 5 * 2, 3)
   assert not np.array_equal(sheet[:32], sheet[34:])
