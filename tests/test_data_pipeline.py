@@ -120,9 +120,9 @@ def test_hosts_split_the_global_batch(fixture):
   one = next(data.create_train_iterator(config, 0, 1))
   halves = [next(data.create_train_iterator(config, p, 2)) for p in range(2)]
   assert halves[0]["target_image"].shape[0] == 2
-  interleaved = np.stack([halves[0]["target_image"], halves[1]["target_image"]], 1).reshape(
-      one["target_image"].shape)
-  np.testing.assert_array_equal(interleaved, one["target_image"])
+  # host p holds rows [p * B / P, (p + 1) * B / P) of the global batch (sharding.to_global_batch's layout)
+  stacked = np.concatenate([halves[0]["target_image"], halves[1]["target_image"]], 0)
+  np.testing.assert_array_equal(stacked, one["target_image"])
   with pytest.raises(ValueError, match="not divisible"):
     data.create_train_iterator(config, 0, 3)
 

@@ -15,7 +15,7 @@ def tiny(config_module, width=0.25):
 
 
 @pytest.mark.parametrize("config_module,expected", [(market, (2, 16, 8, 1)),
-                                                     (deepfashion, (2, 16, 11, 1))])
+                                                     (deepfashion, (2, 16, 16, 1))])
 def test_output_shape(config_module, expected):
   config = tiny(config_module)
   disc = models.build_discriminator(config)

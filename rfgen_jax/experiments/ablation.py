@@ -53,6 +53,7 @@ from typing import Dict, List, Optional, Sequence
 from absl import app, flags
 from ml_collections import config_flags
 
+from rfgen_jax import cli
 from rfgen_jax.experiments import report
 
 config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/ablation.py[:tiny].",
@@ -541,4 +542,4 @@ def _parse_flags(argv):
 
 
 if __name__ == "__main__":
-  app.run(_entry, flags_parser=_parse_flags)
+  cli.run(_entry, flags_parser=_parse_flags)
