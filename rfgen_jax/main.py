@@ -18,12 +18,16 @@ import jax  # pylint: disable=g-import-not-at-top
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/market.py[:runlocal].",
-                                lock_config=True)
-flags.DEFINE_string("workdir", None, "Folder for config.json, checkpoints, logs, samples and eval.")
-flags.DEFINE_enum("mode", "train", ["train", "eval"], "train (then eval if train.eval_at_end) or eval.")
-flags.mark_flags_as_required(["config", "workdir"])
 FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+  """The program's flags; defined only when it runs, so importing this module defines none."""
+  config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/market.py[:runlocal].",
+                                  lock_config=True)
+  flags.DEFINE_string("workdir", None, "Folder for config.json, checkpoints, logs, samples and eval.")
+  flags.DEFINE_enum("mode", "train", ["train", "eval"], "train (then eval if train.eval_at_end) or eval.")
+  flags.mark_flags_as_required(["config", "workdir"])
 
 
 def _maybe_initialize_distributed() -> None:
@@ -93,4 +97,5 @@ def parse_flags(argv):
 
 if __name__ == "__main__":
   from rfgen_jax import cli  # pylint: disable=g-import-not-at-top
+  define_flags()
   cli.run(main, flags_parser=parse_flags)

@@ -70,3 +70,15 @@ def test_only_help_flags_turn_absl_exits_into_0():
     assert cli.asks_for_help(argv), argv
   for argv in (["p"], ["p", "--config=c.py"], ["p", "--helper=1"], ["p", "--", "--help"], ["p", "help"]):
     assert not cli.asks_for_help(argv), argv
+
+
+def test_program_modules_import_together():
+  """Importing every program of the package into one interpreter defines no absl flag twice: a program
+  defines its flags only when it runs (`define_flags()` under its `__main__` guard), so tests and users
+  can import its functions (regression: `config` defined by both the ablation runner and contact_sheet)."""
+  modules = [m for m in MODULES if m.startswith("rfgen_jax.")]
+  code = "import importlib, sys\nfor m in sys.argv[1:]:\n  importlib.import_module(m)\nprint('ok')\n"
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
+  run = subprocess.run([sys.executable, "-c", code, *modules], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=600, check=False)
+  assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-3000:]

@@ -145,6 +145,7 @@ def test_run_evaluators_writes_scalars_and_a_report(setup, tmp_path):
     assert json.load(f)["results"]["1"]["ssim"] == report["results"]["1"]["ssim"]
 
 
+@pytest.mark.slow   # a 7-step trainer run with evaluations (~2 min); every evaluator is checked on its own above
 def test_trainer_runs_the_evaluators_every_eval_every_steps(tmp_path):
   """train.py's hook: `eval.every_steps` runs `eval.train_evaluators`; scalars and a report per step."""
   from rfgen_jax.train import trainer  # pylint: disable=g-import-not-at-top

@@ -282,6 +282,7 @@ def _train_and_eval(name, root, workdir):
   return _check_metrics(workdir, config.eval.num_sources)
 
 
+@pytest.mark.slow   # its own compiles at 39 pose channels (~2 min); camera-pose training through main is checked by the chairs test
 def test_turntable_trains_and_evaluates(roots, tmp_path):
   """The generated turntable: both stages, then eval for K = 1, 2, 4 (K=4 > the training K=2)."""
   saved = _train_and_eval("turntable", roots["turntable"], str(tmp_path / "run"))

@@ -91,6 +91,7 @@ def test_non_finite_loss_stops_and_keeps_checkpoint(tmp_path, data_root):
   assert steps == [2]
 
 
+@pytest.mark.slow   # two training subprocesses (~2.5 min); the resume itself is checked by test_train_resume_is_identical
 @pytest.mark.parametrize("seed", [0])
 def test_sigkill_then_resume(tmp_path, data_root, seed):
   """A process killed with SIGKILL (possibly mid-save) restarts from the last complete checkpoint."""

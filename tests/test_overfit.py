@@ -4,9 +4,11 @@
 shapes, so the compiled programs are shared through the compilation cache), train the tiny synthetic
 model (32x32, width 0.125, batch 2, K = 2, lr 1e-3, random-weight VGG19) on one batch whose sources are
 the target shifted by 2 pixels (a flow that explains the target exists). Stage 2 continues from stage 1,
-as in training. Measured (CPU, this seed): L_flow 0.650 -> 0.201 after 15 stage-1 steps (3.2x); the
-reconstruction part of the stage-2 generator loss (every term but the adversarial one) 3.69 -> 1.34 and
-L1 0.675 -> 0.242 after 50 stage-2 steps (2.8x each). The asserted factors leave a margin below these.
+as in training. Measured with the defaults (GFLA's orthogonal init with gain 0.02, no norm before the
+output conv; CPU, this seed, `pytest -s` prints the curves): L_flow 0.230 -> 0.075 after 30 stage-1 steps
+(3.1x); L1 0.565 -> 0.373 and the reconstruction part of the stage-2 generator loss (every term but the
+adversarial one) 2.97 -> 1.96 after 80 stage-2 steps (1.5x each; the small init makes the first steps
+slow: with `model.init=lecun` L1 falls 5x in the same steps). The asserted factors leave a margin below.
 """
 import functools
 
@@ -16,8 +18,8 @@ from scipy import ndimage
 
 from rfgen_jax.train import steps
 
-STAGE1_STEPS, STAGE1_FACTOR = 15, 2.0   # L_flow = λ_cor L_cor + λ_reg L_reg falls at least 2x
-STAGE2_STEPS, STAGE2_FACTOR = 50, 2.0   # L1 and the generator's reconstruction loss fall at least 2x
+STAGE1_STEPS, STAGE1_FACTOR = 30, 2.0   # L_flow = λ_cor L_cor + λ_reg L_reg falls at least 2x
+STAGE2_STEPS, STAGE2_FACTOR = 80, 1.3   # L1 and the generator's reconstruction loss fall at least 1.3x
 
 
 def fixed_batch(config, batch_size=2, seed=0):
@@ -48,6 +50,7 @@ def test_both_stages_overfit_a_fixed_batch(tiny_train_setup):
   for _ in range(STAGE1_STEPS):
     state, metrics = flow(state, batch, vgg_params)
     stage1.append(float(metrics["loss/flow_total"]))
+  print("stage 1 L_flow", np.round(stage1, 4).tolist())
   assert np.all(np.isfinite(stage1)), stage1
   assert stage1[-1] * STAGE1_FACTOR < stage1[0], f"stage 1 L_flow did not fall {STAGE1_FACTOR}x: {stage1}"
 
@@ -57,6 +60,8 @@ def test_both_stages_overfit_a_fixed_batch(tiny_train_setup):
     m = {k: float(v) for k, v in metrics.items()}
     l1.append(m["loss/l1"])
     reconstruction.append(m["loss/gen_total"] - config.losses.adversarial * m["loss/gen_adversarial"])
+  print("stage 2 L1", np.round(l1, 4).tolist())
+  print("stage 2 reconstruction", np.round(reconstruction, 4).tolist())
   assert np.all(np.isfinite(reconstruction)), reconstruction
   assert int(state.step) == STAGE1_STEPS + STAGE2_STEPS
   assert l1[-1] * STAGE2_FACTOR < l1[0], f"stage 2 L1 did not fall {STAGE2_FACTOR}x: {l1}"

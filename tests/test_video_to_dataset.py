@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 
 from rfgen_jax.data import annotations
+from rfgen_jax.data.datasets import market
 from rfgen_jax.tools import video_to_dataset as v2d
 from rfgen_jax.tools import video_tracking as vt
 
@@ -226,7 +227,7 @@ def test_market_layout_is_read_back_by_the_data_readers(tmp_path):
   assert summary["train"] == {"identities": 6, "images": 18} and summary["test"] == {"identities": 2, "images": 6}
   ids = {}
   for split in ("train", "test"):
-    records = annotations.load_split(str(tmp_path), "market", split)
+    records = annotations.load_split(str(tmp_path), market.LAYOUT, split)
     ids[split] = {r.identity for r in records}
     table = annotations.read_annotations(str(tmp_path / f"market-annotation-{split}.csv"))
     assert sorted(os.listdir(tmp_path / split)) == sorted(table)
@@ -268,7 +269,7 @@ def test_build_dataset_on_a_tiny_video(tmp_path, capsys):
   assert sorted(int(n.split("_")[2]) for n in names if n.startswith("0001")) == [0, 2, 4, 6, 8, 10]
   # Each crop is centred on its figure, and its keypoints lie on it.
   for split in ("train", "test"):
-    for r in annotations.load_split(str(tmp_path), "market", split):
+    for r in annotations.load_split(str(tmp_path), market.LAYOUT, split):
       with Image.open(r.path) as im:
         crop = np.asarray(im)
       assert crop.shape == (64, 32, 3)
@@ -364,7 +365,7 @@ def test_cli_builds_a_set_from_the_start_of_vtest(tmp_path):
   assert "ETA" in result.stdout and "Dropped:" in result.stdout
   total = 0
   for split in ("train", "test"):
-    records = annotations.load_split(str(out), "market", split)
+    records = annotations.load_split(str(out), market.LAYOUT, split)
     total += len(records)
     for r in records:
       assert "_c1s1_" in r.name and 0 <= int(r.name.split("_")[2]) < 40

@@ -18,12 +18,17 @@ from PIL import Image
 
 from rfgen_jax.visualize import hstack_with_separator, to_uint8
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=False)
-_OUT = flags.DEFINE_string("out", "contact_sheet.png", "Output PNG.")
-_NUM = flags.DEFINE_integer("num", 4, "Number of tuples (rows).")
-_SPLIT = flags.DEFINE_enum("split", "train", ["train", "test"],
-                           "train: random tuples with augmentation; test: the fixed evaluation tuples.")
-_SCALE = flags.DEFINE_integer("scale", 2, "Integer upscaling of every cell (nearest).")
+
+
+def define_flags() -> None:
+  """The program's flags; defined only when it runs, so importing `make_sheet` defines none."""
+  config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=False)
+  flags.DEFINE_string("out", "contact_sheet.png", "Output PNG.")
+  flags.DEFINE_integer("num", 4, "Number of tuples (rows).")
+  flags.DEFINE_enum("split", "train", ["train", "test"],
+                    "train: random tuples with augmentation; test: the fixed evaluation tuples.")
+  flags.DEFINE_integer("scale", 2, "Integer upscaling of every cell (nearest).")
+  flags.mark_flag_as_required("config")
 
 
 def tuple_row(batch: dict, i: int, draw_skeleton) -> np.ndarray:
@@ -61,13 +66,14 @@ def make_sheet(config, num: int, split: str = "train", scale: int = 2) -> np.nda
 
 def main(argv):
   del argv
-  sheet = make_sheet(_CONFIG.value, _NUM.value, _SPLIT.value, _SCALE.value)
-  os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
-  Image.fromarray(sheet).save(_OUT.value)
-  print(f"Wrote {_OUT.value} ({sheet.shape[1]}x{sheet.shape[0]}).")
+  f = flags.FLAGS
+  sheet = make_sheet(f.config, f.num, f.split, f.scale)
+  os.makedirs(os.path.dirname(os.path.abspath(f.out)), exist_ok=True)
+  Image.fromarray(sheet).save(f.out)
+  print(f"Wrote {f.out} ({sheet.shape[1]}x{sheet.shape[0]}).")
 
 
 if __name__ == "__main__":
   from rfgen_jax import cli  # pylint: disable=g-import-not-at-top
-  flags.mark_flag_as_required("config")
+  define_flags()
   cli.run(main)

@@ -56,20 +56,25 @@ from ml_collections import config_flags
 from rfgen_jax import cli
 from rfgen_jax.experiments import report
 
-config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/ablation.py[:tiny].",
-                                lock_config=True)
-flags.DEFINE_string("workdir", None, "Folder of the study: runs/<variant>_s<seed>/, table4.{md,json,png}.")
-flags.DEFINE_list("variants", None, "Variants to run (default: study.variants of the config); any of "
-                  "full, wo_res, wo_occ, wo_attn, baseline.")
-flags.DEFINE_list("seeds", None, "Seeds (default: study.seeds). The first is run by every variant, the "
-                  "others by --seed_variants only.")
-flags.DEFINE_list("seed_variants", None, "Variants trained at every seed (default: study.seed_variants).")
-flags.DEFINE_integer("parallel", None, "Runs side by side, each on its share of the devices (default: "
-                     "study.parallel).")
-flags.DEFINE_boolean("prepare_only", False, "Only generate and prepare the data set (used before the runs).")
-flags.DEFINE_boolean("report_only", False, "Only write the table and plot from the finished runs.")
-flags.mark_flags_as_required(["config", "workdir"])
 FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+  """The study's flags; defined only when it runs, so importing the module defines none."""
+  config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/ablation.py[:tiny].",
+                                  lock_config=True)
+  flags.DEFINE_string("workdir", None, "Folder of the study: runs/<variant>_s<seed>/, table4.{md,json,png}.")
+  flags.DEFINE_list("variants", None, "Variants to run (default: study.variants of the config); any of "
+                    "full, wo_res, wo_occ, wo_attn, baseline.")
+  flags.DEFINE_list("seeds", None, "Seeds (default: study.seeds). The first is run by every variant, the "
+                    "others by --seed_variants only.")
+  flags.DEFINE_list("seed_variants", None, "Variants trained at every seed (default: study.seed_variants).")
+  flags.DEFINE_integer("parallel", None, "Runs side by side, each on its share of the devices (default: "
+                       "study.parallel).")
+  flags.DEFINE_boolean("prepare_only", False, "Only generate and prepare the data set (used before the runs).")
+  flags.DEFINE_boolean("report_only", False, "Only write the table and plot from the finished runs.")
+  flags.mark_flags_as_required(["config", "workdir"])
+
 
 VARIANTS = {   # name -> (Table 4's label, overrides)
     "baseline": ("Baseline", {"model.residual_flow": False, "model.occlusion": False,
@@ -542,4 +547,5 @@ def _parse_flags(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   cli.run(_entry, flags_parser=_parse_flags)
