@@ -40,6 +40,29 @@ def _normalise(value):
   return json.loads(json.dumps(value, default=list))
 
 
+def _flat_keys(tree: dict, prefix: str = "") -> list[str]:
+  keys = []
+  for key, value in tree.items():
+    if isinstance(value, dict) and value:
+      keys.extend(_flat_keys(value, f"{prefix}{key}."))
+    else:
+      keys.append(prefix + key)
+  return keys
+
+
+def keys_missing_from(saved: dict) -> list[str]:
+  """The keys of configs/common.py's base config absent from a saved `config.json` (nested dicts), sorted.
+
+  A run's config.json holds every key of the version that trained it; a key missing here was added
+  later, and reading the run with its current default could silently build another model."""
+  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "common.py")
+  module_spec = importlib.util.spec_from_file_location("_rfgen_config_common", path)
+  common = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(common)
+  have = set(_flat_keys(saved))
+  return sorted(k for k in _flat_keys(common.get_base_config().to_dict()) if k not in have)
+
+
 def differing_shape_keys(saved: dict, config: ml_collections.ConfigDict) -> list[str]:
   """Names the SHAPE_KEYS whose value in the saved config dict differs from `config`.
 

@@ -335,3 +335,16 @@ def test_pose_keypoints_imports_neither_jax_nor_tensorflow(tmp_path):
                           timeout=60)
   assert result.returncode == 0, result.stderr
   assert "HAS_MEDIAPIPE" in result.stdout or "requirements-keypoints.txt" in result.stdout
+
+
+def test_config_json_of_an_older_version_is_refused(tmp_path):
+  """A run's config.json without a key this version reads (a run from before the key existed) is one
+  clear error naming the key, not a model silently built with today's default; a complete one loads."""
+  config = load_config(os.path.join(ROOT, "configs/synthetic.py:tiny"))
+  saved = json.loads(config.to_json_best_effort())
+  (tmp_path / "config.json").write_text(json.dumps(saved))
+  assert generate.load_config(None, str(tmp_path)).model.init == config.model.init
+  del saved["model"]["attention_activation"]
+  (tmp_path / "config.json").write_text(json.dumps(saved))
+  with pytest.raises(ValueError, match=r"older rfgen_jax.*model\.attention_activation"):
+    generate.load_config(None, str(tmp_path))

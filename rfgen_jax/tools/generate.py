@@ -251,7 +251,15 @@ def load_config(config_spec: str | None, workdir: str) -> ml_collections.ConfigD
     raise FileNotFoundError(f"No --config given and no {path}; pass --config=configs/<name>.py[:arg] "
                             "(the config the run was trained with).")
   with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
+    saved = json.load(f)
+  missing = config_utils.keys_missing_from(saved)
+  if missing:
+    raise ValueError(
+        f"{path} was written by an older rfgen_jax: it lacks {len(missing)} config key(s) this version "
+        f"reads ({', '.join(missing[:8])}{', ...' if len(missing) > 8 else ''}), and their defaults may not "
+        "be what the run was trained with. Retrain with this version, or add the keys to the file with "
+        "the values the run used (docs/protocol.md lists the earlier behaviour of each new switch).")
+  return ml_collections.ConfigDict(saved)
 
 
 def run(config, workdir: str, sources: Sequence[str], keypoints: str, target_pose: str, out: str,

@@ -109,7 +109,7 @@ def flow_step(state: TrainState, batch: dict, vgg_params, *, config, generator, 
   grads, metrics = jax.grad(loss_fn, has_aux=True)(flow_params)
   updates, flow_opt_state = flow_tx.update(grads, state.flow_opt_state, flow_params)
   new_gen = {**state.gen_params, "flow_estimator": optax.apply_updates(flow_params, updates)}
-  metrics["grad_norm/flow_estimator"] = optax.global_norm(grads)
+  metrics["grad_norm/flow_estimator"] = optax.tree.norm(grads)
   ema = update_ema(config, state.ema_params, new_gen, state.step)
   return state.replace(step=state.step + 1, gen_params=new_gen, ema_params=ema,
                        flow_opt_state=flow_opt_state), metrics
@@ -160,8 +160,8 @@ def full_step(state: TrainState, batch: dict, vgg_params, *, config, generator, 
   disc_updates, disc_opt_state = disc_tx.update(disc_grads, state.disc_opt_state, state.disc_params)
   metrics.update({
       "loss/disc": disc_loss, "disc/real_logit": real_mean, "disc/fake_logit": fake_mean,
-      "grad_norm/generator": optax.global_norm(gen_grads),
-      "grad_norm/discriminator": optax.global_norm(disc_grads),
+      "grad_norm/generator": optax.tree.norm(gen_grads),
+      "grad_norm/discriminator": optax.tree.norm(disc_grads),
   })
   new_gen = optax.apply_updates(state.gen_params, gen_updates)
   new_state = state.replace(
