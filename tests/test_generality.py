@@ -282,13 +282,14 @@ def _train_and_eval(name, root, workdir):
   return _check_metrics(workdir, config.eval.num_sources)
 
 
-@pytest.mark.slow   # its own compiles at 39 pose channels (~2 min); camera-pose training through main is checked by the chairs test
+@pytest.mark.slow   # its own compiles at 39 pose channels (~2 min); `pytest -m slow tests/test_generality.py` runs the camera-pose end-to-end runs
 def test_turntable_trains_and_evaluates(roots, tmp_path):
   """The generated turntable: both stages, then eval for K = 1, 2, 4 (K=4 > the training K=2)."""
   saved = _train_and_eval("turntable", roots["turntable"], str(tmp_path / "run"))
   assert sorted(saved["results"]) == ["1", "2", "4"] and saved["data"] == "turntable"
 
 
+@pytest.mark.slow   # a `python -m rfgen_jax.main` subprocess compiling a camera-pose model (~2.5 min)
 def test_chairs_train_and_evaluate_through_main(roots, tmp_path):
   """`python -m rfgen_jax.main` on the tiny chair file: train + eval (K = 2, 4 as in Table 2)."""
   workdir = str(tmp_path / "main")

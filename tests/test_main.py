@@ -122,17 +122,18 @@ def test_sigkill_then_resume(tmp_path, data_root, seed):
 
 
 def test_eval_writes_metrics_for_every_k(tmp_path, data_root, straight_run):
-  """An eval of a briefly trained checkpoint writes one metrics entry per K (K=3 > training K=2)."""
+  """An eval of a briefly trained checkpoint writes one metrics entry per K (K=3 > training K=2; K = 2
+  is left out only to save its compiles: every K runs the same code)."""
   from rfgen_jax.evaluation import evaluator  # pylint: disable=g-import-not-at-top
   workdir = copy_run(straight_run, tmp_path)
   config = tiny(data_root, train__total_steps=4)
-  config.eval.num_sources = (1, 2, 3)
+  config.eval.num_sources = (1, 3)
   config.eval.inner_maps = True
   report = evaluator.evaluate(config, workdir)
   with open(os.path.join(workdir, "eval", "metrics.json")) as f:
     saved = json.load(f)
   assert saved == json.loads(json.dumps(report))
-  assert sorted(saved["results"]) == ["1", "2", "3"] and saved["step"] == 4
+  assert sorted(saved["results"]) == ["1", "3"] and saved["step"] == 4
   for row in saved["results"].values():
     for name in ("l1", "psnr", "ssim", "l1_person", "ssim_person"):
       assert np.isfinite(row[name]), name
@@ -143,7 +144,7 @@ def test_eval_writes_metrics_for_every_k(tmp_path, data_root, straight_run):
   assert os.path.exists(os.path.join(workdir, "eval", "samples_K3.png"))
   # eval.inner_maps: + flow, occlusion, attention of every source per level, one cell each
   h, w = config.data.image_size
-  for k in (1, 2, 3):
+  for k in (1, 3):
     grid = np.asarray(Image.open(os.path.join(workdir, "eval", f"samples_maps_K{k}.png")))
     assert grid.shape[1] == (k + 3 + 3 * len(config.model.levels) * k) * w and grid.shape[0] % h == 0
 
