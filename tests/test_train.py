@@ -190,7 +190,7 @@ SHARDED_SCRIPT = textwrap.dedent("""
       gb = sharding.to_global_batch(batch, mesh)
       assert len(gb["source_images"].sharding.device_set) == n
       health = lambda fn: steps.init_health(jax.eval_shape(fn, abstract, gb, vp)[1])
-      # Each stage from the same initial state (a state donated to one step cannot feed the other).
+      # One step of the stage under test from the initial state, on 1 and on 8 devices.
       step, raw = (flow, raw_flow) if {stage} == 1 else (full, raw_full)
       results[n] = jax.device_get((step(make_state(jax.random.PRNGKey(0)), gb, vp, health(raw))[:2],))
     # Losses agree to float rounding. Parameters agree to within a fraction of one Adam step: Adam's first

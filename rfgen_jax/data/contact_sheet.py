@@ -19,7 +19,6 @@ from PIL import Image
 from rfgen_jax.visualize import hstack_with_separator, to_uint8
 
 
-
 def define_flags() -> None:
   """The program's flags; defined only when it runs, so importing `make_sheet` defines none."""
   config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=False)
