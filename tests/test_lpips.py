@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch  # a test dependency (requirements-test.txt): missing is an error, not a skip
 F = torch.nn.functional
 
 from rfgen_jax.nets import alexnet as anet  # noqa: E402
