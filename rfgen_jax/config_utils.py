@@ -22,10 +22,15 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
   path, _, arg = spec.partition(":")
   if not os.path.exists(path):
     raise FileNotFoundError(f"Config file {path!r} does not exist (from {spec!r}).")
-  module_spec = importlib.util.spec_from_file_location("_rfgen_config", path)
+  return _exec_module(path, "_rfgen_config").get_config(arg or None)
+
+
+def _exec_module(path: str, name: str):
+  """Runs the Python file `path` as a fresh module called `name` (config files are not installed)."""
+  module_spec = importlib.util.spec_from_file_location(name, path)
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
-  return module.get_config(arg or None)
+  return module
 
 
 def lookup(config: ml_collections.ConfigDict, dotted: str):
@@ -56,9 +61,7 @@ def keys_missing_from(saved: dict) -> list[str]:
   A run's config.json holds every key of the version that trained it; a key missing here was added
   later, and reading the run with its current default could silently build another model."""
   path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "common.py")
-  module_spec = importlib.util.spec_from_file_location("_rfgen_config_common", path)
-  common = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(common)
+  common = _exec_module(path, "_rfgen_config_common")
   have = set(_flat_keys(saved))
   return sorted(k for k in _flat_keys(common.get_base_config().to_dict()) if k not in have)
 

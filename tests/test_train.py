@@ -192,16 +192,15 @@ SHARDED_SCRIPT = textwrap.dedent("""
       health = lambda fn: steps.init_health(jax.eval_shape(fn, abstract, gb, vp)[1])
       # One step of the stage under test from the initial state, on 1 and on 8 devices.
       step, raw = (flow, raw_flow) if {stage} == 1 else (full, raw_full)
-      results[n] = jax.device_get((step(make_state(jax.random.PRNGKey(0)), gb, vp, health(raw))[:2],))
+      results[n] = jax.device_get(step(make_state(jax.random.PRNGKey(0)), gb, vp, health(raw))[:2])
     # Losses agree to float rounding. Parameters agree to within a fraction of one Adam step: Adam's first
     # update is ~lr * sign(g), so a gradient that is ~0 on one layout may flip sign on the other (the
     # reduction order of the batch differs; e.g. a conv bias before InstanceNorm has an exactly-zero true
     # gradient); that moves one weight by at most 2 * lr. The gradient norms are among the metrics above.
     lr = config.train.learning_rate
-    for stage in (0,):
-      one, eight = results[1][stage], results[8][stage]
-      for name in one[1]:
-        np.testing.assert_allclose(one[1][name], eight[1][name], rtol=1e-4, atol=1e-6, err_msg=name)
+    (_, one), (_, eight) = results[1], results[8]      # (state, metrics) on 1 and on 8 devices
+    for name in one:
+      np.testing.assert_allclose(one[name], eight[name], rtol=1e-4, atol=1e-6, err_msg=name)
     for a, b in zip(jax.tree.leaves(results[1]), jax.tree.leaves(results[8])):
       a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
       np.testing.assert_allclose(a, b, rtol=0, atol=2.5 * lr)
