@@ -177,6 +177,7 @@ def test_tiny_study_end_to_end_and_rerun_skips(tmp_path):
   with open(os.path.join(workdir, "table4.md")) as f:
     md = f.read()
   assert "| Baseline | 1 |" in md and "| Full | 1 |" in md
+  assert "2 test tuples scored per K" in md     # what was scored (metrics.json), not eval.max_tuples
   assert Image.open(os.path.join(workdir, "table4.png")).size[0] > 300
   stamp = os.path.getmtime(os.path.join(workdir, "runs", "full_s0", "eval", "metrics.json"))
 

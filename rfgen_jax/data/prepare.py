@@ -1,12 +1,13 @@
 """Data preparation done once: process 0 first, then a barrier, then the others (a no-op check there).
 
 Generating a synthetic set or preparing a TFDS copy from every process of a multi-host job at once
-would race on shared storage. `run_once(fn)` runs `fn()` on process 0, waits at a barrier
-(`jax.experimental.multihost_utils.sync_global_devices`), then runs it on the other processes, where it
+would race on shared storage. `run_once(fn)` runs `fn()` on process 0, waits at a barrier of JAX's
+coordination service (`rfgen_jax/multihost.py`: a collective would time out on CPU hosts while process 0
+prepares), then runs it on the other processes, where it
 finds the data ready on shared storage (a cheap check) or prepares a host-local copy. With one process
 it is just `fn()`. Collective: every process must call it (so `ensure_dataset`, `create_train_iterator` and
 `create_eval_batches` are called by all processes, as the trainer and the evaluator do); if process 0
-fails, the others wait at the barrier until JAX's coordination timeout ends them.
+fails, the coordination service ends the others (or the barrier's timeout, an hour, does).
 """
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ def _process_info() -> tuple[int, int]:
 
 def barrier(name: str) -> None:
   """Waits until every process reaches `name` (multi-process only)."""
-  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-  multihost_utils.sync_global_devices(name)
+  from rfgen_jax import multihost  # pylint: disable=g-import-not-at-top
+  multihost.barrier(name)
 
 
 def run_once(fn: Callable[[], T], name: str, process_index: int | None = None,

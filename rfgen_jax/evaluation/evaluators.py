@@ -36,7 +36,7 @@ from absl import logging
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
-from rfgen_jax import visualize
+from rfgen_jax import multihost, visualize
 from rfgen_jax.evaluation import image_files, metrics
 from rfgen_jax.train import sharding
 
@@ -105,7 +105,13 @@ class Env:
 
 
 def gather(x) -> np.ndarray:
-  """A global array (possibly spanning processes) -> the whole numpy array on every process."""
+  """A global array (possibly spanning processes) -> the whole numpy array on every process.
+
+  With several processes, they first meet at a coordination-service barrier (`rfgen_jax/multihost.py`):
+  process 0 does more host work between gathers (writing PNGs, drawing grids) and a process may compile
+  a network that another found cached, and the gather's collective (gloo's on CPU) waits only 30 s.
+  """
+  multihost.barrier("evaluation gather")
   return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 
 

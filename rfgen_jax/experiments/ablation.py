@@ -455,12 +455,15 @@ def write_results(config, workdir: str, runs: List[Run], total: int, ks: Sequenc
   if not by_variant:
     return None
   s = config.study
+  scored = sorted({int(n) for seeds in by_variant.values() for m in seeds.values()
+                   for n in m.get("num_tuples", {}).values()})   # what was scored, not eval.max_tuples
+  tuples_text = " or ".join(str(n) for n in scored) if scored else "?"
   notes = ["", f"{len([r for r in runs if r.variant in by_variant])} runs of {total} steps each "
            f"({config.train.flow_warmup_steps} of flow warm-up), model.width {config.model.width}, "
            f"image {tuple(config.data.image_size)}, batch {config.train.batch_size}, training K = "
            f"{config.data.num_sources}; data {config.data.name} with misalignment "
            f"{dict(config.data.synthetic_misalign) if config.data.name == 'synthetic' else 'n/a'}; "
-           f"{config.eval.max_tuples or 'all'} test tuples per K."]
+           f"{tuples_text} test tuples scored per K (eval.max_tuples {config.eval.max_tuples or 'all'})."]
   labels = {v: VARIANTS[v][0] for v in VARIANTS}
   return report.write_report(workdir, by_variant, ORDER, labels, ks, tuple(s.metrics), "full",
                              tuple(s.plot_metrics), extra={"runs": {r.name: r.workdir for r in runs}},

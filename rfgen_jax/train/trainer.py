@@ -25,7 +25,7 @@ from absl import logging
 from clu import metric_writers, periodic_actions
 from jax.experimental import multihost_utils
 
-from rfgen_jax import config_utils, data, inference, models, visualize
+from rfgen_jax import config_utils, data, inference, models, multihost, visualize
 from rfgen_jax.nets import vgg19
 from rfgen_jax.train import checkpointing, preemption, sharding, state as state_lib, steps
 
@@ -145,7 +145,8 @@ class Trainer:
     """Writes sources | target pose | generated | ground truth for the sample batch (PNG + TensorBoard)."""
     host = self.sample_batch()
     params = self.state.ema_params if self.config.eval.use_ema else self.state.gen_params
-    generated = self.generate(params, sharding.to_global_batch(host, self.mesh))
+    generated = jax.block_until_ready(self.generate(params, sharding.to_global_batch(host, self.mesh)))
+    multihost.barrier("sample batch generated")    # its first call compiles, unevenly across processes
     generated = np.asarray(multihost_utils.process_allgather(generated, tiled=True))
     if jax.process_index() == 0:
       if self.config.eval.inner_maps:   # + each source's flow, occlusion, attention per level
@@ -154,6 +155,7 @@ class Trainer:
         grid = visualize.sample_grid(host, generated[:host["target_image"].shape[0]])
       visualize.write_png(os.path.join(self.workdir, "samples", f"step_{step:07d}.png"), grid)
       self.writer.write_images(step, {"samples": grid[None]})
+    multihost.barrier("samples written")           # process 0's grid (and its compilation) took a while
 
   # -------------------------------------------------------------- loop
   def next_batch(self) -> dict:
@@ -164,6 +166,21 @@ class Trainer:
     """Reads both stages' finiteness records (blocks until the dispatched steps are done)."""
     for record in jax.device_get(self.health).values():
       check_health(record, self.checkpointer.directory, self.last_saved)
+
+  def compile_steps(self, batch, stages) -> None:
+    """Compiles the train steps of `stages` ahead of time, then waits for every process.
+
+    Each process compiles a step on its own, and one may find it in the persistent compilation cache while
+    another compiles for a minute; the first collective of the step (gloo's on CPU hosts, which gives up
+    after 30 s) must not start before every process is ready, so they meet at `multihost.barrier` first.
+    The compiled executables replace the jitted functions (no second compilation at the first call).
+    """
+    for stage in stages:
+      name = "flow_step" if stage == 1 else "full_step"
+      fn = getattr(self, name)
+      if hasattr(fn, "lower"):      # still the jitted function: compile it
+        setattr(self, name, fn.lower(self.state, batch, self.vgg_params, self.health[stage]).compile())
+    multihost.barrier("train steps compiled")
 
   def run(self) -> None:
     """Trains to `train.total_steps`. Raises `preemption.Preempted` after saving, on SIGTERM."""
@@ -189,6 +206,7 @@ class Trainer:
       batch = self.next_batch()
       if self.health is None:
         self.health = self._init_health(batch)
+      self.compile_steps(batch, ([1] if first < warmup else []) + ([2] if total > warmup else []))
       for step in range(first, total):
         stage = 1 if step < warmup else 2
         if step == first or step == warmup:
@@ -222,6 +240,7 @@ class Trainer:
           from rfgen_jax import evaluation  # pylint: disable=g-import-not-at-top
           evaluation.run_evaluators(config, self.generate, self.state.gen_params, done, self.writer,
                                     self.workdir, self.mesh)
+          multihost.barrier("evaluated during training")
         if save_now:
           self.checkpointer.save(done, self.state, self.train_iter, config)
           self.last_saved = done
