@@ -2,8 +2,15 @@
 
 The two-process run trains both stages, is preempted in stage 2 (SIGTERM to one process only: both agree
 on a step through JAX's preemption sync, save there and exit with status 75), resumes, evaluates and writes
-samples. Its final parameters equal those of an uninterrupted one-process, 8-device run to 1e-6, and so
-do its evaluation metrics.
+samples. Compared with an uninterrupted one-process, 8-device run:
+- the logged losses and gradient norms of the first steps, the preempted step and the first resumed step
+  agree to 1e-6 (relative): the same data reach the same devices, and the resume continues exactly;
+- later they drift apart by float rounding: the 8-device all-reduce sums in another order in one process
+  than gloo's between two, Adam divides tiny gradients by their tiny second moments, and the GAN feeds
+  differences back. Measured (2026-12-03): losses equal to 1e-7 up to step 5, 1e-4 apart at step 11;
+  parameters at step 12 at most 4.9e-3 apart (generator; discriminator 2.4e-6); evaluation SSIM 0.3934
+  vs 0.3944, gradient norms up to 8e-3 apart (relative). Asserted: parameters within 2e-2, metrics within 1e-2,
+  later losses and gradient norms within 3e-2 (relative).
 
 Run: `python -m pytest -q -m slow tests/test_multiprocess.py` (marked slow: ~4 compilations per process).
 """
@@ -128,12 +135,32 @@ def test_two_processes_equal_one_process(tmp_path):
   a, b = _restore(config, single, TOTAL), _restore(config, multi, TOTAL)
   assert int(a.step) == int(b.step) == TOTAL
   for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(a), jax.tree.leaves(b)):
-    np.testing.assert_allclose(np.asarray(x, np.float64), np.asarray(y, np.float64), rtol=0, atol=1e-6,
+    np.testing.assert_allclose(np.asarray(x, np.float64), np.asarray(y, np.float64), rtol=0, atol=2e-2,
                                err_msg=jax.tree_util.keystr(path))
+  one_scalars, two_scalars = _scalars(single), _scalars(multi)
+  assert set(two_scalars) == set(one_scalars) and "loss/l1" in one_scalars, sorted(two_scalars)
+  exact_until = saved + 1        # the first steps, the preempted one and the first after resuming
+  for tag, by_step in one_scalars.items():
+    assert sorted(two_scalars[tag]) == sorted(by_step), tag       # every step logged once
+    for step, value in by_step.items():
+      rtol = 1e-6 if step <= min(exact_until, 5) else 3e-2
+      np.testing.assert_allclose(two_scalars[tag][step], value, rtol=rtol, atol=1e-7, err_msg=f"{tag} {step}")
   for workdir in (single, multi):
     assert glob.glob(os.path.join(workdir, "samples", "step_*.png")), workdir
   one, two = (json.load(open(os.path.join(w, "eval", "metrics.json"))) for w in (single, multi))
   assert one["step"] == two["step"] == TOTAL
   for name, value in one["results"]["2"].items():
     if isinstance(value, float):
-      np.testing.assert_allclose(two["results"]["2"][name], value, rtol=1e-5, atol=1e-6, err_msg=name)
+      np.testing.assert_allclose(two["results"]["2"][name], value, rtol=1e-2, err_msg=name)
+
+
+def _scalars(workdir):
+  """{tag: {step: value}} of the run's TensorBoard losses and gradient norms (all event files)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  (clu's writer needs it already)
+  out = {}
+  for path in sorted(glob.glob(os.path.join(workdir, "events.out.tfevents.*"))):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for value in event.summary.value:
+        if value.tag.startswith(("loss/", "grad_norm/")):
+          out.setdefault(value.tag, {})[event.step] = float(tf.make_ndarray(value.tensor))
+  return out
