@@ -4,7 +4,7 @@
   python -m benchmarks.animate --configs=configs/market.py --batch_sizes=1,8,32 --num_sources=2 --repeats=5
 
 For each config, K and batch size it runs the function the animator and the app use
-(`rfgen_jax.tools.session.generator_outputs`: the generated images and every inner map, copied to the
+(`rfgen_jax.inference.generator_outputs`: the generated images and every inner map, copied to the
 host) on random parameters of the config's shapes (speed does not depend on the values) and random
 inputs: one set of K sources, `batch` target poses. Reports the compile time (first call) and the
 frames per second of the median of `--repeats` timed calls after one warm-up call.
@@ -26,7 +26,7 @@ from rfgen_jax import cli
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from rfgen_jax import config_utils, models  # pylint: disable=g-import-not-at-top
-from rfgen_jax.tools import session as session_lib  # pylint: disable=g-import-not-at-top
+from rfgen_jax import inference  # pylint: disable=g-import-not-at-top
 
 flags.DEFINE_list("configs", ["configs/synthetic.py", "configs/market.py"], "Config specs.")
 flags.DEFINE_list("batch_sizes", ["1", "8", "16"], "Frames generated per call.")
@@ -60,13 +60,13 @@ def main(argv):
                "source_poses": rng.uniform(0, 1, (b, k, h, w, p)).astype(np.float32),
                "target_pose": rng.uniform(0, 1, (b, h, w, p)).astype(np.float32)}
       start = time.perf_counter()
-      session_lib.generator_outputs(generator, params, batch)
+      inference.generator_outputs(generator, params, batch)
       compile_s = time.perf_counter() - start
-      session_lib.generator_outputs(generator, params, batch)
+      inference.generator_outputs(generator, params, batch)
       times = []
       for _ in range(FLAGS.repeats):
         start = time.perf_counter()
-        session_lib.generator_outputs(generator, params, batch)
+        inference.generator_outputs(generator, params, batch)
         times.append(time.perf_counter() - start)
       t = statistics.median(times)
       print(f"| {os.path.basename(spec)} | {h}x{w} | {config.model.width} | {k} | {b} | {compile_s:.1f} | "

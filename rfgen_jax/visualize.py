@@ -197,10 +197,9 @@ def inner_maps_sample_grid(generator, params, batch: dict, max_rows: int = 8) ->
   and the evaluator's sample grids when `eval.inner_maps` is True.
   """
   import jax  # pylint: disable=g-import-not-at-top
+  from rfgen_jax import inference  # pylint: disable=g-import-not-at-top  (inference imports the data package)
   host_params = jax.device_get(params)
   n = min(max_rows, np.shape(batch["source_images"])[0])
-  rows = {key: np.asarray(batch[key])[:n] for key in ("source_images", "source_poses", "target_pose")}
-  outputs = generator.apply({"params": host_params}, rows["source_images"], rows["source_poses"],
-                            rows["target_pose"])
-  outputs = jax.tree.map(np.asarray, outputs)
+  rows = {key: np.asarray(batch[key])[:n] for key in inference.INPUT_KEYS}
+  outputs = inference.generator_outputs(generator, host_params, rows)
   return sample_grid_with_maps({key: np.asarray(v)[:n] for key, v in batch.items()}, outputs, max_rows)

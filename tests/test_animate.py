@@ -142,7 +142,9 @@ def test_session_run_batches_equal_single(run):
   assert batched["image"].shape == (3, 32, 32, 3)
   for t in range(3):
     single = session.run(images, src, [poses[t]])
-    np.testing.assert_allclose(batched["image"][t], single["image"][0], atol=1e-5)
+    # float32 rounding differs between batch sizes (XLA picks other conv loops): measured up to 1.9e-5
+    # on [-1, 1] images; an 8-bit level is 7.8e-3.
+    np.testing.assert_allclose(batched["image"][t], single["image"][0], atol=1e-4)
     np.testing.assert_allclose(batched["attention"][-1][t].sum(axis=0), 1.0, atol=1e-5)
 
 

@@ -68,6 +68,26 @@ def test_paper_defaults():
   assert config_utils.load_config(os.path.join(ROOT, "configs/deepfashion.py:size=256x176")).data.image_size == (256, 176)
 
 
+DEMO_SWITCHES = (("model", "init"), ("model", "attention_activation"), ("model", "jump_norm"),
+                 ("model", "output_norm"), ("losses", "vgg_input"), ("losses", "correctness_level_weights"))
+
+
+def test_only_the_demo_leaves_gflas_model_defaults():
+  """configs/synthetic.py sets the earlier rfgen_jax switches (README, "The demo: what it shows"); its
+  `:tiny` test variant, the ablation study and the people data sets keep GFLA's protocol defaults."""
+  from configs import ablation, market, synthetic  # pylint: disable=import-outside-toplevel
+  base = common.get_base_config()
+  demo = synthetic.get_config()
+  assert (demo.model.init, demo.model.attention_activation, demo.model.jump_norm, demo.model.output_norm,
+          demo.losses.vgg_input, tuple(demo.losses.correctness_level_weights)) == (
+              "lecun", "none", True, True, "imagenet", (1.0, 1.0, 1.0))
+  assert base.model.init == "orthogonal" and base.losses.vgg_input == "gfla"
+  for other in (synthetic.get_config("tiny"), ablation.get_config(), ablation.get_config("tiny"),
+                market.get_config()):
+    for section, key in DEMO_SWITCHES:
+      assert other[section][key] == base[section][key], (section, key)
+
+
 def test_parse_arg():
   arg = common.parse_arg("runlocal,width=0.5", runlocal=False, width=1.0)
   assert arg.runlocal is True and arg.width == 0.5

@@ -15,7 +15,7 @@ from PIL import Image
 import pytest
 
 from rfgen_jax import config_utils, models
-from rfgen_jax.train import checkpointing, state as state_lib, trainer
+from rfgen_jax.train import checkpointing, sharding, state as state_lib, trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -81,10 +81,19 @@ def test_incompatible_checkpoint_is_refused(tmp_path, data_root, straight_run):
     trainer.train_and_evaluate(tiny(data_root, train__total_steps=6, model__width=0.25), workdir)
 
 
-def test_non_finite_loss_stops_and_keeps_checkpoint(tmp_path, data_root):
+def test_non_finite_loss_stops_and_keeps_checkpoint(tmp_path, data_root, monkeypatch):
   workdir = str(tmp_path / "nan")
-  config = tiny(data_root, train__total_steps=6)
-  config.losses.l1 = float("nan")            # stage 2 (from step 3) produces a NaN total loss
+  config = tiny(data_root)      # the straight run's config: its compiled steps come from the cache
+  calls = []
+
+  def poisoned_batch(self):     # from step 3 (the first of stage 2) the targets hold NaN
+    calls.append(1)
+    host = next(self.train_iter)
+    if len(calls) >= 3:
+      host = dict(host, target_image=np.full_like(host["target_image"], np.nan))
+    return sharding.to_global_batch(host, self.mesh)
+
+  monkeypatch.setattr(trainer.Trainer, "next_batch", poisoned_batch)
   with pytest.raises(trainer.NonFiniteLossError, match=r"step 3.*loss/gen_total"):
     trainer.train_and_evaluate(config, workdir)
   steps = checkpointing.Checkpointer(workdir, config).all_steps()

@@ -118,22 +118,19 @@ def test_bad_flow_shape():
     visualize.flow_to_rgb(np.zeros((4, 4, 3)))
 
 
-def test_inner_maps_sample_grid_shows_the_generator_output():
+def test_inner_maps_sample_grid_shows_the_generator_output(tiny_train_setup):
   """The hook behind `eval.inner_maps`: the generated column is the generator's own output."""
-  from configs import synthetic  # pylint: disable=import-outside-toplevel
   from rfgen_jax import models  # pylint: disable=import-outside-toplevel
-  config = synthetic.get_config("tiny")
-  gen = models.build_generator(config)
+  config, gen, _, _, _, state = tiny_train_setup     # the session's tiny model and its initial params
+  params = state.gen_params
   inputs = models.example_inputs(config, batch_size=2, num_sources=2)
   rng = np.random.default_rng(0)
   inputs = tuple(rng.uniform(-1, 1, x.shape).astype(np.float32) for x in inputs)
-  params = gen.init(jax.random.PRNGKey(0), *inputs)["params"]
   batch = {"source_images": inputs[0], "source_poses": inputs[1], "target_pose": inputs[2],
            "target_image": rng.uniform(-1, 1, inputs[0][:, 0].shape).astype(np.float32)}
   grid = visualize.inner_maps_sample_grid(gen, params, batch)
-  image = np.asarray(gen.apply({"params": params}, *inputs)["image"])
-  expected = visualize.sample_grid_with_maps(batch, {**jax.tree.map(np.asarray, gen.apply({"params": params}, *inputs)),
-                                                     "image": image})
+  outputs = jax.tree.map(np.asarray, jax.jit(gen.apply)({"params": params}, *inputs))
+  expected = visualize.sample_grid_with_maps(batch, outputs)
   np.testing.assert_array_equal(grid, expected)
   h, w = config.data.image_size
   assert grid.shape == (2 * h, (2 + 3 + 3 * len(config.model.levels) * 2) * w, 3)

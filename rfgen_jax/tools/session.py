@@ -16,35 +16,16 @@ float32 in [-1, 1] NHWC, flows in pixels of their level's map.
 """
 from __future__ import annotations
 
-import functools
 import os
 from typing import Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from rfgen_jax import inference
 from rfgen_jax.data import pipeline
 from rfgen_jax.data import poses as poses_lib
 from rfgen_jax.tools import generate as generate_tool
-
-OUTPUT_KEYS = ("image", "flows", "initial_flows", "occlusion", "attention")
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _apply(generator, params, source_images, source_poses, target_pose):
-  out = generator.apply({"params": params}, source_images, source_poses, target_pose)
-  return {key: out[key] for key in OUTPUT_KEYS}
-
-
-def generator_outputs(generator, params, batch: dict) -> dict:
-  """The generator's full output dict as numpy for a batch (`source_images`, `source_poses`,
-  `target_pose`); compiled once per generator and input shape."""
-  out = _apply(generator, params, jnp.asarray(batch["source_images"]), jnp.asarray(batch["source_poses"]),
-               jnp.asarray(batch["target_pose"]))
-  return jax.tree.map(np.asarray, out)
-
 
 class ModelSession:
   """A restored generator, its config, and lazy access to its test split.
@@ -161,7 +142,7 @@ class ModelSession:
         target = np.concatenate([target, np.repeat(target[-1:], b - n, axis=0)])
       batch = {"source_images": np.broadcast_to(images, (b,) + images.shape),
                "source_poses": np.broadcast_to(maps, (b,) + maps.shape), "target_pose": target}
-      chunks.append(jax.tree.map(lambda a, n=n: a[:n], generator_outputs(self.generator, self.params, batch)))
+      chunks.append(jax.tree.map(lambda a, n=n: a[:n], inference.generator_outputs(self.generator, self.params, batch)))
     return jax.tree.map(lambda *xs: np.concatenate(xs, axis=0), *chunks)
 
   def _as_float_image(self, image: np.ndarray) -> np.ndarray:

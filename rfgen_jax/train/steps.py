@@ -204,7 +204,8 @@ def jit_step(step_fn, state_sharding, batch_sharding, replicated_sharding, **sta
   health)` with explicit shardings; the state and the health record are donated.
 
   The VGG19 parameters are an argument (replicated), not a closure, so they are not baked into the
-  compiled program as constants.
+  compiled program as constants. `step_fn` may itself be jitted (a nested call XLA inlines): then a
+  `jax.eval_shape` of it, as the trainer makes for `init_health`, is traced once for both.
   """
   fn = with_health(functools.partial(step_fn, **static))
   return jax.jit(fn, in_shardings=(state_sharding, batch_sharding, replicated_sharding, replicated_sharding),

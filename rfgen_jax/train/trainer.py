@@ -106,10 +106,12 @@ class Trainer:
     self.last_saved = latest
 
     # ------------------------------------------------------------ steps
-    self._flow_fn = functools.partial(steps.flow_step, config=config, generator=self.generator,
-                                      vgg=self.vgg)
-    self._full_fn = functools.partial(steps.full_step, config=config, generator=self.generator,
-                                      discriminator=self.discriminator, vgg=self.vgg)
+    # Jitted on their own too: `_init_health` traces them for their metric shapes, and the train steps
+    # built on them below reuse that trace (jit's trace cache) instead of tracing the model again.
+    self._flow_fn = jax.jit(functools.partial(steps.flow_step, config=config, generator=self.generator,
+                                              vgg=self.vgg))
+    self._full_fn = jax.jit(functools.partial(steps.full_step, config=config, generator=self.generator,
+                                              discriminator=self.discriminator, vgg=self.vgg))
     jit = functools.partial(steps.jit_step, state_sharding=self.state_sharding,
                             batch_sharding=self.batch_sharding, replicated_sharding=self.replicated)
     self.flow_step = jit(self._flow_fn)
