@@ -100,6 +100,40 @@ def test_non_finite_loss_stops_and_keeps_checkpoint(tmp_path, data_root, monkeyp
   assert steps == [2]
 
 
+def test_sigterm_saves_at_the_next_step_and_resumes_identically(tmp_path, data_root, straight_run):
+  """SIGTERM during stage 2 (delivered to this process while the batch of step 3 is read): the loop saves
+  a checkpoint of step 3, waits for it and raises `Preempted` (which `rfgen_jax.main` turns into exit
+  status 75); rerunning resumes from step 3 and ends with the parameters of the uninterrupted run.
+  In-process and on the straight run's compiled steps, so it runs by default; the same path in a real
+  subprocess (exit status, log line) is `tests/test_preemption.py`, and across two processes, where they
+  agree on the step through JAX's preemption sync, `tests/test_multiprocess.py` (both slow)."""
+  from rfgen_jax.train import preemption  # pylint: disable=g-import-not-at-top
+  workdir = str(tmp_path / "preempted")
+  reads = []
+  next_batch = trainer.Trainer.next_batch
+
+  def next_batch_then_sigterm(self):
+    reads.append(1)
+    if len(reads) == 3:                  # the batch of step 3, the first of stage 2
+      os.kill(os.getpid(), signal.SIGTERM)
+    return next_batch(self)
+
+  previous_handler = signal.getsignal(signal.SIGTERM)
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(trainer.Trainer, "next_batch", next_batch_then_sigterm)
+    with pytest.raises(preemption.Preempted, match="step 3") as preempted:
+      trainer.train_and_evaluate(tiny(data_root), workdir)
+  assert preempted.value.step == 3
+  assert signal.getsignal(signal.SIGTERM) == previous_handler      # the run's handler is removed again
+  assert checkpointing.Checkpointer(workdir, tiny(data_root), read_only=True).all_steps() == [2, 3]
+  trainer.train_and_evaluate(tiny(data_root), workdir)
+  a, b = restore_params(tiny(data_root), straight_run, 4), restore_params(tiny(data_root), workdir, 4)
+  assert int(b.step) == 4
+  for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(a), jax.tree.leaves(b)):
+    np.testing.assert_allclose(np.asarray(x, np.float64), np.asarray(y, np.float64), rtol=0, atol=1e-6,
+                               err_msg=jax.tree_util.keystr(path))
+
+
 @pytest.mark.slow   # two training subprocesses (~2.5 min); the resume itself is checked by test_train_resume_is_identical
 @pytest.mark.parametrize("seed", [0])
 def test_sigkill_then_resume(tmp_path, data_root, seed):

@@ -213,7 +213,8 @@ SHARDED_SCRIPT = textwrap.dedent("""
 def test_sharded_step_equals_single_device(stage):
   """A step of `stage` on 8 simulated CPU devices gives the state computed on one device (stage 2 compiles
   the generator, discriminator and VGG passes twice more: ~2 min, so it runs with `-m slow`)."""
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
+  env = dict(os.environ, JAX_PLATFORMS="cpu",
+             XLA_FLAGS=os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8")
   result = subprocess.run([sys.executable, "-c", SHARDED_SCRIPT.format(root=ROOT, stage=stage)], cwd=ROOT,
                           env=env,
                           capture_output=True, text=True, timeout=600)
