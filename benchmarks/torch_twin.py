@@ -452,12 +452,16 @@ def make_parts(config, parts):
     holder = {"state": jax.jit(init, out_shardings=state_sharding)(jax.random.PRNGKey(0))}
     batch = sharding.to_global_batch({"source_images": src, "source_poses": sp, "target_image": tgt,
                                       "target_pose": tp}, mesh)
-    fn = steps.jit_step(steps.full_step, state_sharding, sharding.data_sharded(mesh), rep,
-                        config=config, generator=gen, discriminator=disc, vgg=vgg)
-    compiled = fn.lower(holder["state"], batch, vgg_params).compile()
+    raw = functools.partial(steps.full_step, config=config, generator=gen, discriminator=disc, vgg=vgg)
+    fn = steps.jit_step(raw, state_sharding, sharding.data_sharded(mesh), rep)
+    holder["health"] = jax.jit(lambda: steps.init_health(jax.eval_shape(raw, holder["state"], batch,
+                                                                        vgg_params)[1]),
+                               out_shardings=rep)()
+    compiled = fn.lower(holder["state"], batch, vgg_params, holder["health"]).compile()
 
-    def ours_step():
-      holder["state"], metrics = compiled(holder["state"], batch, vgg_params)
+    def ours_step():    # the trainer's step: with the on-device finiteness record (state and it donated)
+      holder["state"], metrics, holder["health"] = compiled(holder["state"], batch, vgg_params,
+                                                            holder["health"])
       jax.block_until_ready(metrics)
 
     tstep = TorchStage2(config)
