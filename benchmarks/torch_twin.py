@@ -353,7 +353,7 @@ class TorchStage2:
     d_loss = 0.5 * (F.softplus(-self.disc(tgt)).mean() + F.softplus(self.disc(fake)).mean())
     d_loss.backward()
     self.opt_d.step()
-    return float(loss)
+    return float(loss.detach())
 
 
 # =============================================================================== ours
