@@ -105,8 +105,9 @@ def test_sigterm_saves_at_the_next_step_and_resumes_identically(tmp_path, data_r
   a checkpoint of step 3, waits for it and raises `Preempted` (which `rfgen_jax.main` turns into exit
   status 75); rerunning resumes from step 3 and ends with the parameters of the uninterrupted run.
   In-process and on the straight run's compiled steps, so it runs by default; the same path in a real
-  subprocess (exit status, log line) is `tests/test_preemption.py`, and across two processes, where they
-  agree on the step through JAX's preemption sync, `tests/test_multiprocess.py` (both slow)."""
+  subprocess (exit status, log line) is `tests/test_preemption.py` (slow), and across two processes, where
+  they agree on the step through JAX's preemption sync, `tests/test_multiprocess.py` (stage 1 by default,
+  both stages slow)."""
   from rfgen_jax.train import preemption  # pylint: disable=g-import-not-at-top
   workdir = str(tmp_path / "preempted")
   reads = []

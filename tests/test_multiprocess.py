@@ -93,6 +93,18 @@ def _tails(procs):
   return "\n".join(f"--- {log}\n" + open(log).read()[-3000:] for _, log in procs)
 
 
+def _start_and_preempt(workdir, data_root, log_dir, marker, flags):
+  """Starts the job as 2 processes x 4 devices, sends SIGTERM to process 1 once `marker` is in process 0's
+  log, and checks that both exit with the preemption status."""
+  procs = _start(workdir, data_root, 2, 4, log_dir, flags=flags)
+  deadline = time.time() + TIMEOUT
+  while time.time() < deadline and marker not in open(procs[0][1]).read():
+    assert all(p.poll() is None for p, _ in procs), _tails(procs)
+    time.sleep(0.05)
+  os.kill(procs[1][0].pid, signal.SIGTERM)
+  assert _wait(procs) == [preemption.PREEMPTED_EXIT_STATUS] * 2, _tails(procs)
+
+
 def _restore(config, workdir, step):
   gen, disc = models.build_generator(config), models.build_discriminator(config)
   abstract = jax.eval_shape(lambda r: state_lib.init_state(config, r, gen, disc), jax.random.PRNGKey(0))
@@ -158,14 +170,7 @@ def test_two_processes_preempted_in_stage1_equal_one_process(tmp_path):
   trainer.train_and_evaluate(config, single)          # also generates the data, before the processes start
 
   multi = str(tmp_path / "multi")
-  procs = _start(multi, data_root, 2, 4, str(tmp_path), flags=_stage1_flags)
-  deadline = time.time() + TIMEOUT
-  while time.time() < deadline and "stage 1" not in open(procs[0][1]).read():
-    assert all(p.poll() is None for p, _ in procs), _tails(procs)
-    time.sleep(0.05)
-  os.kill(procs[1][0].pid, signal.SIGTERM)
-  codes = _wait(procs)
-  assert codes == [preemption.PREEMPTED_EXIT_STATUS] * 2, _tails(procs)
+  _start_and_preempt(multi, data_root, str(tmp_path), "stage 1", _stage1_flags)
   saved = checkpointing.Checkpointer(multi, config, read_only=True).all_steps()
   assert len(saved) == 1 and 0 < saved[0] < STAGE1["total_steps"], saved   # the step both agreed on
 
@@ -205,14 +210,7 @@ def test_two_processes_equal_one_process(tmp_path):
 
   # Two processes, 4 devices each: SIGTERM to process 1 once stage 2 runs.
   multi = str(tmp_path / "multi")
-  procs = _start(multi, data_root, 2, 4, str(tmp_path))
-  deadline = time.time() + TIMEOUT
-  while time.time() < deadline and "stage 2" not in open(procs[0][1]).read():
-    assert all(p.poll() is None for p, _ in procs), _tails(procs)
-    time.sleep(0.1)
-  os.kill(procs[1][0].pid, signal.SIGTERM)
-  codes = _wait(procs)
-  assert codes == [preemption.PREEMPTED_EXIT_STATUS] * 2, _tails(procs)
+  _start_and_preempt(multi, data_root, str(tmp_path), "stage 2", _flags)
   saved = checkpointing.Checkpointer(multi, config, read_only=True).latest_step()
   assert 2 < saved < TOTAL, saved       # a stage-2 step both processes agreed on
   assert not os.path.exists(os.path.join(multi, "eval"))
