@@ -73,9 +73,12 @@ def main(argv):
   config.train.eval_at_end = False
   config.train.sample_every_steps = 10**9
   config.checkpoint.every_steps = 10**9
-  config.train.total_steps = 2            # compile and warm up
+  # The config must validate (warm-up <= total) when the trainer is built; each `run()` then reads the
+  # total it trains to from `trainer.config`.
+  config.train.total_steps = max(config.train.flow_warmup_steps, 2)
   workdir = tempfile.mkdtemp(prefix="train_loop_bench_")
   trainer = trainer_lib.Trainer(config, workdir)
+  trainer.config.train.total_steps = 2    # compile and warm up
   # Once-per-run work at the last step, not part of the per-step cost measured here.
   trainer.write_samples = lambda step: None
   trainer.checkpointer.save = lambda *args, **kwargs: None

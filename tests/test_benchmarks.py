@@ -1,6 +1,8 @@
-"""The benchmarks' parts run: each part of `benchmarks/torch_twin.py` (ours and the torch twin) on a
-small config, called once."""
+"""The benchmarks run: each part of `benchmarks/torch_twin.py` (ours and the torch twin) on a small
+config, called once; `benchmarks/train_loop.py` for stage 1 on the tiny config."""
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -19,3 +21,13 @@ def test_torch_twin_parts_run():
   for ours, theirs in parts.values():
     ours()
     theirs()
+
+
+@pytest.mark.slow    # builds a trainer and compiles the stage-1 step in a subprocess (~1 min cold)
+def test_train_loop_benchmark_stage1_prints_the_ratio(tmp_path):
+  result = subprocess.run(
+      [sys.executable, "-m", "benchmarks.train_loop", "--config=configs/synthetic.py:tiny",
+       f"--data_root={tmp_path / 'data'}", "--steps=2", "--repeats=1", "--stage=1"],
+      cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "stage 1" in result.stdout and "| ratio loop / step |" in result.stdout, result.stdout

@@ -59,12 +59,20 @@ def restore_params(config, workdir, step):
     ckpt.close()
 
 
-def test_train_resume_is_identical(tmp_path, data_root, straight_run):
-  """2N steps straight == N steps, stop, resume to 2N (parameters, optimizer states, data stream)."""
+def test_train_resume_is_identical(tmp_path, data_root, straight_run, monkeypatch):
+  """2N steps straight == N steps, stop, resume to 2N (parameters, optimizer states, data stream).
+
+  The first run stays in the flow warm-up and the resumed one in stage 2: each traces and compiles only
+  the step it trains."""
   straight = straight_run
   resumed = str(tmp_path / "resumed")
+  traced = []
+  init_health = trainer.Trainer._init_health  # pylint: disable=protected-access
+  monkeypatch.setattr(trainer.Trainer, "_init_health",
+                      lambda self, batch, stages: (traced.append(list(stages)), init_health(self, batch, stages)))
   trainer.train_and_evaluate(tiny(data_root, train__total_steps=2), resumed)
   trainer.train_and_evaluate(tiny(data_root, train__total_steps=4), resumed)
+  assert traced == [[1], [2]]
   for name in ("config.json", "samples"):
     assert os.path.exists(os.path.join(straight, name)), name
   assert glob.glob(os.path.join(straight, "events.out.tfevents*"))

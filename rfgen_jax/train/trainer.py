@@ -118,15 +118,18 @@ class Trainer:
     self.full_step = jit(self._full_fn)
     self.generate = inference.make_generate(self.generator, self.replicated, self.batch_sharding)
     self._sample_batch = None
-    self.health = None      # per stage, the on-device finiteness record (steps.with_health)
+    self.health = {}        # {stage: its on-device finiteness record (steps.with_health)}, as trained
 
-  def _init_health(self, batch) -> dict:
-    """{stage: its on-device finiteness record}, replicated (metric shapes from `jax.eval_shape`)."""
-    records = {}
-    for stage, fn in ((1, self._flow_fn), (2, self._full_fn)):
-      shapes = jax.eval_shape(fn, self.state, batch, self.vgg_params)[1]
-      records[stage] = jax.jit(lambda s=shapes: steps.init_health(s), out_shardings=self.replicated)()
-    return records
+  def _init_health(self, batch, stages) -> None:
+    """Adds to `self.health` the on-device finiteness record of each of `stages` that has none yet,
+    replicated (metric shapes from `jax.eval_shape`). Only the stages a run trains: tracing a step for its
+    shapes costs seconds (the whole model, forward and backward), and a run that stays in the flow
+    warm-up, or resumes in stage 2, never calls the other step."""
+    for stage in stages:
+      if stage not in self.health:
+        fn = self._flow_fn if stage == 1 else self._full_fn
+        shapes = jax.eval_shape(fn, self.state, batch, self.vgg_params)[1]
+        self.health[stage] = jax.jit(lambda s=shapes: steps.init_health(s), out_shardings=self.replicated)()
 
   # -------------------------------------------------------------- samples
   def sample_batch(self) -> dict:
@@ -165,7 +168,7 @@ class Trainer:
     return sharding.to_global_batch(next(self.train_iter), self.mesh)
 
   def check_health(self) -> None:
-    """Reads both stages' finiteness records (blocks until the dispatched steps are done)."""
+    """Reads the trained stages' finiteness records (blocks until the dispatched steps are done)."""
     for record in jax.device_get(self.health).values():
       check_health(record, self.checkpointer.directory, self.last_saved)
 
@@ -206,9 +209,9 @@ class Trainer:
     start = time.time()
     try:
       batch = self.next_batch()
-      if self.health is None:
-        self.health = self._init_health(batch)
-      self.compile_steps(batch, ([1] if first < warmup else []) + ([2] if total > warmup else []))
+      stages = ([1] if first < warmup else []) + ([2] if total > warmup else [])
+      self._init_health(batch, stages)
+      self.compile_steps(batch, stages)
       for step in range(first, total):
         stage = 1 if step < warmup else 2
         if step == first or step == warmup:
