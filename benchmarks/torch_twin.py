@@ -454,9 +454,7 @@ def make_parts(config, parts):
                                       "target_pose": tp}, mesh)
     raw = functools.partial(steps.full_step, config=config, generator=gen, discriminator=disc, vgg=vgg)
     fn = steps.jit_step(raw, state_sharding, sharding.data_sharded(mesh), rep)
-    holder["health"] = jax.jit(lambda: steps.init_health(jax.eval_shape(raw, holder["state"], batch,
-                                                                        vgg_params)[1]),
-                               out_shardings=rep)()
+    holder["health"] = steps.initial_health(raw, holder["state"], batch, vgg_params, rep)
     compiled = fn.lower(holder["state"], batch, vgg_params, holder["health"]).compile()
 
     def ours_step():    # the trainer's step: with the on-device finiteness record (state and it donated)

@@ -88,8 +88,7 @@ def bench(spec: str, dtype: str, conv_impl: str = "auto"):
   for stage in (int(s) for s in FLAGS.stages):
     raw = stages[stage]
     fn = jit(raw)
-    health = jax.jit(lambda: steps.init_health(jax.eval_shape(raw, state, batch, vgg_params)[1]),
-                     out_shardings=rep)()
+    health = steps.initial_health(raw, state, batch, vgg_params, rep)
     start = time.perf_counter()
     compiled = fn.lower(state, batch, vgg_params, health).compile()
     compile_s = time.perf_counter() - start

@@ -37,11 +37,16 @@ TOTAL = 12         # steps: 2 of flow warm-up (stage 1), then stage 2
 TIMEOUT = 1500     # seconds for one run of the job
 
 
-def _flags(workdir, data_root):
+def _base_flags(workdir, data_root):
+  """The flags of `_config` (the tiny config, batch sizes 8) and the run's folders."""
   return ["--config=configs/synthetic.py:tiny", f"--workdir={workdir}", f"--config.data.root={data_root}",
-          "--config.train.batch_size=8", f"--config.train.total_steps={TOTAL}",
-          "--config.checkpoint.every_steps=4", "--config.train.sample_every_steps=6",
-          "--config.eval.batch_size=8", "--config.eval.max_tuples=8", "--config.eval.num_sources=(2,)"]
+          "--config.train.batch_size=8", "--config.eval.batch_size=8"]
+
+
+def _flags(workdir, data_root):
+  return _base_flags(workdir, data_root) + [
+      f"--config.train.total_steps={TOTAL}", "--config.checkpoint.every_steps=4",
+      "--config.train.sample_every_steps=6", "--config.eval.max_tuples=8", "--config.eval.num_sources=(2,)"]
 
 
 def _config(data_root):
@@ -121,30 +126,20 @@ def _restore(config, workdir, step):
 # is compiled only forward, for samples and evaluation). Same path as the slow test below otherwise:
 # jax.distributed with two processes, data prepared by the test, a SIGTERM to process 1 answered by both
 # at one agreed step, resume, samples, evaluation gathered across processes.
-STAGE1 = dict(total_steps=8, flow_warmup_steps=8, batch_size=8, log_every_steps=1, sample_every_steps=4,
-              eval_batch_size=8, eval_max_tuples=8)
+STAGE1 = {"train.total_steps": 8, "train.flow_warmup_steps": 8, "train.log_every_steps": 1,
+          "train.sample_every_steps": 4, "checkpoint.every_steps": 100, "eval.max_tuples": 8,
+          "eval.num_sources": (2,)}     # over `_config`'s (batch sizes 8)
 
 
 def _stage1_flags(workdir, data_root):
-  return ["--config=configs/synthetic.py:tiny", f"--workdir={workdir}", f"--config.data.root={data_root}",
-          f"--config.train.batch_size={STAGE1['batch_size']}",
-          f"--config.train.total_steps={STAGE1['total_steps']}",
-          f"--config.train.flow_warmup_steps={STAGE1['flow_warmup_steps']}",
-          f"--config.train.log_every_steps={STAGE1['log_every_steps']}",
-          f"--config.train.sample_every_steps={STAGE1['sample_every_steps']}",
-          "--config.checkpoint.every_steps=100", f"--config.eval.batch_size={STAGE1['eval_batch_size']}",
-          f"--config.eval.max_tuples={STAGE1['eval_max_tuples']}", "--config.eval.num_sources=(2,)"]
+  return _base_flags(workdir, data_root) + [f"--config.{key}={value}" for key, value in STAGE1.items()]
 
 
 def _stage1_config(data_root):
   config = _config(data_root)
-  config.train.total_steps = STAGE1["total_steps"]
-  config.train.flow_warmup_steps = STAGE1["flow_warmup_steps"]
-  config.train.log_every_steps = STAGE1["log_every_steps"]
-  config.train.sample_every_steps = STAGE1["sample_every_steps"]
-  config.checkpoint.every_steps = 100
-  config.eval.max_tuples = STAGE1["eval_max_tuples"]
-  config.eval.num_sources = (2,)
+  for key, value in STAGE1.items():
+    section, name = key.split(".")
+    config[section][name] = value
   return config
 
 
@@ -172,13 +167,13 @@ def test_two_processes_preempted_in_stage1_equal_one_process(tmp_path):
   multi = str(tmp_path / "multi")
   _start_and_preempt(multi, data_root, str(tmp_path), "stage 1", _stage1_flags)
   saved = checkpointing.Checkpointer(multi, config, read_only=True).all_steps()
-  assert len(saved) == 1 and 0 < saved[0] < STAGE1["total_steps"], saved   # the step both agreed on
+  assert len(saved) == 1 and 0 < saved[0] < STAGE1["train.total_steps"], saved   # the step both agreed on
 
   procs = _start(multi, data_root, 2, 4, str(tmp_path), flags=_stage1_flags)   # resume, finish, evaluate
   assert _wait(procs) == [0, 0], _tails(procs)
   assert f"Resuming from step {saved[0]}" in open(procs[0][1]).read()
 
-  total = STAGE1["total_steps"]
+  total = STAGE1["train.total_steps"]
   one_scalars, two_scalars = _scalars(single), _scalars(multi)
   assert set(two_scalars) == set(one_scalars) and "loss/flow_total" in one_scalars, sorted(two_scalars)
   for tag, by_step in one_scalars.items():

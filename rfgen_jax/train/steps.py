@@ -183,6 +183,13 @@ def init_health(metrics_shape) -> dict:
           "metrics": jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), metrics_shape)}
 
 
+def initial_health(step_fn, state, batch, vgg_params, sharding) -> dict:
+  """`init_health` for the metrics of `step_fn(state, batch, vgg_params)` (shapes from `jax.eval_shape`,
+  nothing computed), placed with `sharding` (the replicated one of the step's mesh)."""
+  shapes = jax.eval_shape(step_fn, state, batch, vgg_params)[1]
+  return jax.jit(lambda: init_health(shapes), out_shardings=sharding)()
+
+
 def with_health(step_fn):
   """`step_fn(state, batch, vgg_params)` -> `fn(state, batch, vgg_params, health)` that also returns the
   updated finiteness record: the first step (1-based, = state.step after it) whose metrics held a NaN or
@@ -205,7 +212,7 @@ def jit_step(step_fn, state_sharding, batch_sharding, replicated_sharding, **sta
 
   The VGG19 parameters are an argument (replicated), not a closure, so they are not baked into the
   compiled program as constants. `step_fn` may itself be jitted (a nested call XLA inlines): then a
-  `jax.eval_shape` of it, as the trainer makes for `init_health`, is traced once for both.
+  `jax.eval_shape` of it, as `initial_health` makes, is traced once for both.
   """
   fn = with_health(functools.partial(step_fn, **static))
   return jax.jit(fn, in_shardings=(state_sharding, batch_sharding, replicated_sharding, replicated_sharding),

@@ -128,8 +128,7 @@ class Trainer:
     for stage in stages:
       if stage not in self.health:
         fn = self._flow_fn if stage == 1 else self._full_fn
-        shapes = jax.eval_shape(fn, self.state, batch, self.vgg_params)[1]
-        self.health[stage] = jax.jit(lambda s=shapes: steps.init_health(s), out_shardings=self.replicated)()
+        self.health[stage] = steps.initial_health(fn, self.state, batch, self.vgg_params, self.replicated)
 
   # -------------------------------------------------------------- samples
   def sample_batch(self) -> dict:
