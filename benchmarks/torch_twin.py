@@ -452,7 +452,8 @@ def make_parts(config, parts):
     holder = {"state": jax.jit(init, out_shardings=state_sharding)(jax.random.PRNGKey(0))}
     batch = sharding.to_global_batch({"source_images": src, "source_poses": sp, "target_image": tgt,
                                       "target_pose": tp}, mesh)
-    raw = functools.partial(steps.full_step, config=config, generator=gen, discriminator=disc, vgg=vgg)
+    raw = steps.for_mesh(functools.partial(steps.full_step, config=config, generator=gen, discriminator=disc,
+                                           vgg=vgg), config, mesh)      # as the trainer runs it
     fn = steps.jit_step(raw, state_sharding, sharding.data_sharded(mesh), rep)
     holder["health"] = steps.initial_health(raw, holder["state"], batch, vgg_params, rep)
     compiled = fn.lower(holder["state"], batch, vgg_params, holder["health"]).compile()

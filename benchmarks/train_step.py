@@ -86,7 +86,7 @@ def bench(spec: str, dtype: str, conv_impl: str = "auto"):
   stages = {1: functools.partial(steps.flow_step, config=config, generator=gen, vgg=vgg),
             2: functools.partial(steps.full_step, config=config, generator=gen, discriminator=disc, vgg=vgg)}
   for stage in (int(s) for s in FLAGS.stages):
-    raw = stages[stage]
+    raw = steps.for_mesh(stages[stage], config, mesh)     # as the trainer runs it (train.grad_reduction)
     fn = jit(raw)
     health = steps.initial_health(raw, state, batch, vgg_params, rep)
     start = time.perf_counter()

@@ -1,20 +1,14 @@
 """Two real processes on 127.0.0.1 (`jax.distributed`, 4 CPU devices each) against one process with 8.
 
-The two-process run trains both stages, is preempted in stage 2 (SIGTERM to one process only: both agree
-on a step through JAX's preemption sync, save there and exit with status 75), resumes, evaluates and writes
-samples. Compared with an uninterrupted one-process, 8-device run:
-- the logged losses and gradient norms of the first steps, the preempted step and the first resumed step
-  agree to 1e-6 (relative): the same data reach the same devices, and the resume continues exactly;
-- later they drift apart by float rounding: the 8-device all-reduce sums in another order in one process
-  than gloo's between two, Adam divides tiny gradients by their tiny second moments, and the GAN feeds
-  differences back. Measured (2026-12-03): losses equal to 1e-7 up to step 5, 1e-4 apart at step 11;
-  parameters at step 12 at most 4.9e-3 apart (generator; discriminator 2.4e-6); evaluation SSIM 0.3934
-  vs 0.3944, gradient norms up to 8e-3 apart (relative). Asserted: parameters within 2e-2, metrics within 1e-2,
-  later losses and gradient norms within 3e-2 (relative).
+The two-process run trains, is preempted (SIGTERM to one process only: both agree on a step through
+JAX's preemption sync, save there and exit with status 75), resumes, evaluates and writes samples.
+Compared with an uninterrupted one-process, 8-device run, the logged losses and gradient norms of every
+step, the final parameters and the evaluation metrics agree to 1e-6: the same data reach the same
+devices, each device computes the same bits, the gradients are averaged in a fixed device order
+(`rfgen_jax/train/reduction.py`) and the resume continues exactly.
 
-Run: `python -m pytest -q -m slow tests/test_multiprocess.py` (marked slow: ~4 compilations per process).
-The stage-1 version (flow warm-up only, 8 steps, in the default run) checks the same path against a
-one-device run in the test process, within measured float-rounding margins.
+In the default run: the flow warm-up only (8 steps, ~3 min). Slow (`python -m pytest -q -m slow
+tests/test_multiprocess.py`, ~14 min on the 2-core VM): both stages, preempted in stage 2.
 """
 import glob
 import json
@@ -35,6 +29,7 @@ from rfgen_jax.train import checkpointing, preemption, state as state_lib
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOTAL = 12         # steps: 2 of flow warm-up (stage 1), then stage 2
 TIMEOUT = 1500     # seconds for one run of the job
+INTRA_OP_THREADS = 8   # >= the most local devices of any run here (8), so every process gets this many
 
 
 def _base_flags(workdir, data_root):
@@ -45,7 +40,7 @@ def _base_flags(workdir, data_root):
 
 def _flags(workdir, data_root):
   return _base_flags(workdir, data_root) + [
-      f"--config.train.total_steps={TOTAL}", "--config.checkpoint.every_steps=4",
+      f"--config.train.total_steps={TOTAL}", "--config.checkpoint.every_steps=4", "--config.train.log_every_steps=1",
       "--config.train.sample_every_steps=6", "--config.eval.max_tuples=8", "--config.eval.num_sources=(2,)"]
 
 
@@ -68,7 +63,10 @@ def _start(workdir, data_root, num_processes, devices_each, log_dir, flags=None)
   port = _free_port()
   procs = []
   for i in range(num_processes):
-    env = dict(os.environ, JAX_PLATFORMS="cpu",
+    # NPROC: XLA's CPU client sizes its intra-op thread pool max(NPROC or the core count, local devices),
+    # and Eigen's convolutions split their sums by the pool size: the same size in every run makes each
+    # device's arithmetic the same whatever the process layout (docs/scaling.md, "Reproducible").
+    env = dict(os.environ, JAX_PLATFORMS="cpu", NPROC=str(INTRA_OP_THREADS),
                XLA_FLAGS=os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={devices_each}")
     if num_processes > 1:
       env.update(JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES=str(num_processes),
@@ -143,26 +141,49 @@ def _stage1_config(data_root):
   return config
 
 
-# Tolerances of the stage-1 test: 6x to 10x the differences measured against its one-device reference.
-SCALAR_RTOL, PARAM_ATOL, METRIC_RTOL = 5e-5, 5e-4, 1e-4
+# Both runs average gradients in a fixed order (train.grad_reduction = "fixed_order", the default), so the
+# two-process run computes the one-process run's bits; 1e-6 leaves room for nothing but a changed order.
+RTOL = ATOL = 1e-6
+
+
+def _assert_same_run(config, single, multi, total, loss_tag):
+  """The runs in `single` and `multi` logged the same losses and gradient norms at every step (each once),
+  end with the same parameters and evaluation metrics, and wrote sample grids."""
+  one_scalars, two_scalars = _scalars(single), _scalars(multi)
+  assert set(two_scalars) == set(one_scalars) and loss_tag in one_scalars, sorted(two_scalars)
+  assert sorted(set().union(*one_scalars.values())) == list(range(1, total + 1))      # every step logged
+  for tag, by_step in one_scalars.items():
+    assert sorted(two_scalars[tag]) == sorted(by_step), tag                     # each step once, in both
+    for step, value in by_step.items():
+      np.testing.assert_allclose(two_scalars[tag][step], value, rtol=RTOL, atol=1e-9, err_msg=f"{tag} {step}")
+  a, b = _restore(config, single, total), _restore(config, multi, total)
+  assert int(a.step) == int(b.step) == total
+  for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(a), jax.tree.leaves(b)):
+    np.testing.assert_allclose(np.asarray(x, np.float64), np.asarray(y, np.float64), rtol=0, atol=ATOL,
+                               err_msg=jax.tree_util.keystr(path))
+  for workdir in (single, multi):
+    assert glob.glob(os.path.join(workdir, "samples", "step_*.png")), workdir
+  one, two = (json.load(open(os.path.join(w, "eval", "metrics.json"))) for w in (single, multi))
+  assert one["step"] == two["step"] == total
+  for name, value in one["results"]["2"].items():
+    if isinstance(value, float):
+      np.testing.assert_allclose(two["results"]["2"][name], value, rtol=RTOL, err_msg=name)
 
 
 def test_two_processes_preempted_in_stage1_equal_one_process(tmp_path):
   """Two processes (4 CPU devices each) train the flow warm-up, are preempted (SIGTERM to process 1),
-  resume, write samples and evaluate; the one-device run in this process is the reference (~3 min).
+  resume, write samples and evaluate; one process with 8 devices is the reference (~3 min).
 
-  The one-device reference convolves batches of 8 where each of the 8 devices convolves one example, so
-  the two runs differ by float rounding from the first step (oneDNN blocks the two shapes differently).
-  Measured (2026-12-04, 8 steps, preempted at step 2): logged losses and gradient norms within 7.6e-6
-  (relative) at every step, parameters within 5.4e-5 (absolute), evaluation metrics within 9.2e-6
-  (relative). Over 24 steps the same comparison drifts to 3e-2 in a gradient norm and 1.1e-2 in a
-  parameter (Adam divides tiny gradients by their tiny second moments), which is why it stops at 8.
+  With the default fixed-order gradient mean both compute the same bits. Measured with XLA's
+  all-reduce instead (train.grad_reduction = "all_reduce", 2026-12-03/04), the two drift apart by float
+  rounding: 1e-4 in a loss after 11 steps, 5e-3 in a parameter after 12 (docs/scaling.md).
   """
-  from rfgen_jax.train import trainer  # pylint: disable=g-import-not-at-top
   data_root = str(tmp_path / "data")
   config = _stage1_config(data_root)
+  data.ensure_dataset(config)          # generated once here, before the processes start
   single = str(tmp_path / "single")
-  trainer.train_and_evaluate(config, single)          # also generates the data, before the processes start
+  procs = _start(single, data_root, 1, 8, str(tmp_path), flags=_stage1_flags)
+  assert _wait(procs) == [0], _tails(procs)
 
   multi = str(tmp_path / "multi")
   _start_and_preempt(multi, data_root, str(tmp_path), "stage 1", _stage1_flags)
@@ -172,24 +193,7 @@ def test_two_processes_preempted_in_stage1_equal_one_process(tmp_path):
   procs = _start(multi, data_root, 2, 4, str(tmp_path), flags=_stage1_flags)   # resume, finish, evaluate
   assert _wait(procs) == [0, 0], _tails(procs)
   assert f"Resuming from step {saved[0]}" in open(procs[0][1]).read()
-
-  total = STAGE1["train.total_steps"]
-  one_scalars, two_scalars = _scalars(single), _scalars(multi)
-  assert set(two_scalars) == set(one_scalars) and "loss/flow_total" in one_scalars, sorted(two_scalars)
-  for tag, by_step in one_scalars.items():
-    assert sorted(two_scalars[tag]) == sorted(by_step) == list(range(1, total + 1)), tag   # each step once
-    for step, value in by_step.items():
-      np.testing.assert_allclose(two_scalars[tag][step], value, rtol=SCALAR_RTOL, err_msg=f"{tag} {step}")
-  a, b = _restore(config, single, total), _restore(config, multi, total)
-  for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(a), jax.tree.leaves(b)):
-    np.testing.assert_allclose(np.asarray(x, np.float64), np.asarray(y, np.float64), rtol=0, atol=PARAM_ATOL,
-                               err_msg=jax.tree_util.keystr(path))
-  assert glob.glob(os.path.join(multi, "samples", "step_*.png"))
-  one, two = (json.load(open(os.path.join(w, "eval", "metrics.json"))) for w in (single, multi))
-  assert one["step"] == two["step"] == total
-  for name, value in one["results"]["2"].items():
-    if isinstance(value, float):
-      np.testing.assert_allclose(two["results"]["2"][name], value, rtol=METRIC_RTOL, err_msg=name)
+  _assert_same_run(config, single, multi, STAGE1["train.total_steps"], "loss/flow_total")
 
 
 @pytest.mark.slow
@@ -213,27 +217,7 @@ def test_two_processes_equal_one_process(tmp_path):
   procs = _start(multi, data_root, 2, 4, str(tmp_path))          # resume, finish, evaluate
   assert _wait(procs) == [0, 0], _tails(procs)
   assert "Resuming from step" in open(procs[0][1]).read()
-
-  a, b = _restore(config, single, TOTAL), _restore(config, multi, TOTAL)
-  assert int(a.step) == int(b.step) == TOTAL
-  for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(a), jax.tree.leaves(b)):
-    np.testing.assert_allclose(np.asarray(x, np.float64), np.asarray(y, np.float64), rtol=0, atol=2e-2,
-                               err_msg=jax.tree_util.keystr(path))
-  one_scalars, two_scalars = _scalars(single), _scalars(multi)
-  assert set(two_scalars) == set(one_scalars) and "loss/l1" in one_scalars, sorted(two_scalars)
-  exact_until = saved + 1        # the first steps, the preempted one and the first after resuming
-  for tag, by_step in one_scalars.items():
-    assert sorted(two_scalars[tag]) == sorted(by_step), tag       # every step logged once
-    for step, value in by_step.items():
-      rtol = 1e-6 if step <= min(exact_until, 5) else 3e-2
-      np.testing.assert_allclose(two_scalars[tag][step], value, rtol=rtol, atol=1e-7, err_msg=f"{tag} {step}")
-  for workdir in (single, multi):
-    assert glob.glob(os.path.join(workdir, "samples", "step_*.png")), workdir
-  one, two = (json.load(open(os.path.join(w, "eval", "metrics.json"))) for w in (single, multi))
-  assert one["step"] == two["step"] == TOTAL
-  for name, value in one["results"]["2"].items():
-    if isinstance(value, float):
-      np.testing.assert_allclose(two["results"]["2"][name], value, rtol=1e-2, err_msg=name)
+  _assert_same_run(config, single, multi, TOTAL, "loss/l1")
 
 
 def _scalars(workdir):

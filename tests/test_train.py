@@ -13,7 +13,7 @@ import pytest
 
 from rfgen_jax import config_utils, models
 from rfgen_jax.nets import vgg19
-from rfgen_jax.train import state as state_lib, steps, trainer
+from rfgen_jax.train import sharding, state as state_lib, steps, trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -141,18 +141,25 @@ def test_health_record_keeps_the_first_non_finite_step():
 
 
 def test_steps_and_generator_lower_for_gpu_and_tpu():
-  """Both train steps and the generator lower for CUDA and TPU on this CPU machine (jax.export), so a
-  platform-specific break (e.g. a CPU-only form chosen at trace time) shows up here."""
+  """Both train steps, as the trainer runs them on an 8-device mesh (per device under `shard_map`, the
+  fixed-order gradient mean's all-to-all and all-gather), and the generator lower for CUDA and TPU on
+  this CPU machine (jax.export), so a platform-specific break (e.g. a CPU-only form chosen at trace time)
+  shows up here."""
   from rfgen_jax.tools import export  # pylint: disable=import-outside-toplevel
   config, gen, _, _, vgg_params, state = _setup()
+  assert config.train.grad_reduction == "fixed_order"          # the default, exported below
   abstract = lambda tree: jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), a.dtype), tree)
-  batch = abstract(random_batch(config, 2))
+  batch = abstract(random_batch(config, 8))
+  mesh = jax.sharding.AbstractMesh((8, 1), (sharding.DATA_AXIS, sharding.MODEL_AXIS),
+                                   axis_types=(jax.sharding.AxisType.Auto,) * 2)
   platforms = ("cuda", "tpu")
   for raw in _raw_steps():
-    health = steps.init_health(jax.eval_shape(raw, state, batch, vgg_params)[1])
-    exported = jax.export.export(jax.jit(steps.with_health(raw)), platforms=platforms)(
+    fn = steps.for_mesh(raw, config, mesh)
+    health = steps.init_health(jax.eval_shape(fn, state, batch, vgg_params)[1])
+    exported = jax.export.export(jax.jit(steps.with_health(fn)), platforms=platforms)(
         abstract(state), batch, abstract(vgg_params), abstract(health))
     assert exported.platforms == platforms
+    assert "all_to_all" in exported.mlir_module() and "all_gather" in exported.mlir_module()
   exported = export.export_generator(gen, state.ema_params, config.data.image_size,
                                      config.data.pose_channels, platforms=platforms)
   assert exported.platforms == platforms
@@ -214,10 +221,11 @@ SHARDED_SCRIPT = textwrap.dedent("""
 def test_sharded_step_equals_single_device(stage):
   """A step of `stage` on 8 simulated CPU devices gives the state computed on one device.
 
-  Slow (each stage compiles its step for 1 and for 8 devices in a subprocess). The default run covers
-  stage 1 on 8 devices with `tests/test_multiprocess.py::test_two_processes_preempted_in_stage1_equal_one_process`
-  (2 processes x 4 devices against one device: 8 steps of losses within 5e-5, parameters within 5e-4,
-  against 2.5 x lr after one step here). Run: `python -m pytest -q -m slow tests/test_train.py -k sharded`.
+  Here with XLA's all-reduce (the raw steps, jitted on global arrays). Slow (each stage compiles its step
+  for 1 and for 8 devices in a subprocess). The default run covers 8 devices with
+  `tests/test_reduction.py` (one stage-1 step, the fixed-order mean against the all-reduce) and
+  `tests/test_multiprocess.py::test_two_processes_preempted_in_stage1_equal_one_process` (2 processes x 4
+  devices against 1 x 8, to 1e-6). Run: `python -m pytest -q -m slow tests/test_train.py -k sharded`.
   """
   env = dict(os.environ, JAX_PLATFORMS="cpu",
              XLA_FLAGS=os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8")

@@ -7,7 +7,10 @@
 
 L_flow is always taken on the estimator's flows (`initial_flows`): the residual flow is trained by the
 image losses through the refined warp, as the paper's F is the module the flow losses constrain.
-Both steps are wrapped by `jit_step` in `jax.jit` with shardings and a donated state.
+Both steps are wrapped by `jit_step` in `jax.jit` with shardings and a donated state. With
+`axis_name` (set by `for_mesh` when `train.grad_reduction = "fixed_order"`, the default) a step runs per
+device inside `jax.shard_map` and averages its gradients and metrics over the devices in a fixed order
+(`rfgen_jax/train/reduction.py`); without it, on global arrays, XLA's all-reduce does.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import optax
 
 from rfgen_jax import losses as losses_lib
 from rfgen_jax.ops import resize_flow
+from rfgen_jax.train import reduction, sharding
 from rfgen_jax.train.state import TrainState, make_optimizers, update_ema
 
 
@@ -91,8 +95,17 @@ def _source_and_target_feats(vgg, vgg_params, batch, taps):
   return jax.lax.stop_gradient(src), jax.lax.stop_gradient(tgt)
 
 
-def flow_step(state: TrainState, batch: dict, vgg_params, *, config, generator, vgg):
-  """Stage 1: one Adam step on the flow estimator with L_flow. Returns (new_state, metrics)."""
+def _device_mean(tree, axis_name):
+  """`tree` averaged over `axis_name` in a fixed order, or `tree` itself without an axis (global arrays)."""
+  return tree if axis_name is None else reduction.fixed_order_mean(tree, axis_name)
+
+
+def flow_step(state: TrainState, batch: dict, vgg_params, *, config, generator, vgg, axis_name=None):
+  """Stage 1: one Adam step on the flow estimator with L_flow. Returns (new_state, metrics).
+
+  `axis_name`: the mapped mesh axis the batch is split over when called per device (`for_mesh`); the
+  gradients and metrics are then averaged over it before the update.
+  """
   flow_tx, _, _ = make_optimizers(config)
   c = config.losses
   src_feats, tgt_feats = _source_and_target_feats(vgg, vgg_params, batch, tuple(c.correctness_layers))
@@ -106,7 +119,7 @@ def flow_step(state: TrainState, batch: dict, vgg_params, *, config, generator, 
     return total, {"loss/correctness": cor, "loss/regularization": reg, "loss/flow_total": total}
 
   flow_params = state.gen_params["flow_estimator"]
-  grads, metrics = jax.grad(loss_fn, has_aux=True)(flow_params)
+  grads, metrics = _device_mean(jax.grad(loss_fn, has_aux=True)(flow_params), axis_name)
   updates, flow_opt_state = flow_tx.update(grads, state.flow_opt_state, flow_params)
   new_gen = {**state.gen_params, "flow_estimator": optax.apply_updates(flow_params, updates)}
   metrics["grad_norm/flow_estimator"] = optax.tree.norm(grads)
@@ -115,8 +128,13 @@ def flow_step(state: TrainState, batch: dict, vgg_params, *, config, generator, 
                        flow_opt_state=flow_opt_state), metrics
 
 
-def full_step(state: TrainState, batch: dict, vgg_params, *, config, generator, discriminator, vgg):
-  """Stage 2: generator and discriminator updated together. Returns (new_state, metrics)."""
+def full_step(state: TrainState, batch: dict, vgg_params, *, config, generator, discriminator, vgg,
+              axis_name=None):
+  """Stage 2: generator and discriminator updated together. Returns (new_state, metrics).
+
+  `axis_name`: as in `flow_step`. The discriminator's spectral-norm vectors depend on its weights only,
+  so they are the same on every device without averaging.
+  """
   _, gen_tx, disc_tx = make_optimizers(config)
   c = config.losses
   taps = vgg_taps(config)
@@ -156,10 +174,11 @@ def full_step(state: TrainState, batch: dict, vgg_params, *, config, generator, 
 
   (disc_loss, (disc_stats, real_mean, fake_mean)), disc_grads = jax.value_and_grad(
       disc_loss_fn, has_aux=True)(state.disc_params)
+  metrics.update({"loss/disc": disc_loss, "disc/real_logit": real_mean, "disc/fake_logit": fake_mean})
+  gen_grads, disc_grads, metrics = _device_mean((gen_grads, disc_grads, metrics), axis_name)
   gen_updates, gen_opt_state = gen_tx.update(gen_grads, state.gen_opt_state, state.gen_params)
   disc_updates, disc_opt_state = disc_tx.update(disc_grads, state.disc_opt_state, state.disc_params)
   metrics.update({
-      "loss/disc": disc_loss, "disc/real_logit": real_mean, "disc/fake_logit": fake_mean,
       "grad_norm/generator": optax.tree.norm(gen_grads),
       "grad_norm/discriminator": optax.tree.norm(disc_grads),
   })
@@ -171,6 +190,31 @@ def full_step(state: TrainState, batch: dict, vgg_params, *, config, generator, 
       disc_params=optax.apply_updates(state.disc_params, disc_updates),
       disc_stats=disc_stats, gen_opt_state=gen_opt_state, disc_opt_state=disc_opt_state)
   return new_state, metrics
+
+
+def for_mesh(step_fn, config, mesh):
+  """`step_fn(state, batch, vgg_params)` as configured by `train.grad_reduction` for `mesh`.
+
+  "fixed_order": `jax.shard_map` over the mesh of `step_fn(..., axis_name="data")`, state and VGG
+  parameters replicated, the batch split on `data`: the same bits on any process layout.
+  "all_reduce": `step_fn` itself, for `jax.jit` on global arrays (XLA places the all-reduce).
+
+  Args:
+    step_fn: `flow_step` or `full_step` with its keyword arguments bound, except `axis_name`.
+    config: reads train.grad_reduction.
+    mesh: the (data, model) mesh of the run (`rfgen_jax/train/sharding.py`).
+  """
+  kind = config.train.grad_reduction
+  if kind == "all_reduce":
+    return step_fn
+  if kind != "fixed_order":
+    raise ValueError(f"--config.train.grad_reduction={kind!r}; accepted: {reduction.GRAD_REDUCTIONS}.")
+  spec = jax.sharding.PartitionSpec
+  # check_vma=False: the all-gather's result is the same on every device, which the varying-axis check
+  # cannot infer; the spectral-norm vectors are the same because the weights are.
+  return jax.shard_map(functools.partial(step_fn, axis_name=sharding.DATA_AXIS), mesh=mesh,
+                       in_specs=(spec(), spec(sharding.DATA_AXIS), spec()), out_specs=(spec(), spec()),
+                       check_vma=False)
 
 
 def init_health(metrics_shape) -> dict:

@@ -108,10 +108,12 @@ class Trainer:
     # ------------------------------------------------------------ steps
     # Jitted on their own too: `_init_health` traces them for their metric shapes, and the train steps
     # built on them below reuse that trace (jit's trace cache) instead of tracing the model again.
-    self._flow_fn = jax.jit(functools.partial(steps.flow_step, config=config, generator=self.generator,
-                                              vgg=self.vgg))
-    self._full_fn = jax.jit(functools.partial(steps.full_step, config=config, generator=self.generator,
-                                              discriminator=self.discriminator, vgg=self.vgg))
+    # Per device under `jax.shard_map` when train.grad_reduction = "fixed_order" (steps.for_mesh).
+    self._flow_fn = jax.jit(steps.for_mesh(functools.partial(
+        steps.flow_step, config=config, generator=self.generator, vgg=self.vgg), config, self.mesh))
+    self._full_fn = jax.jit(steps.for_mesh(functools.partial(
+        steps.full_step, config=config, generator=self.generator, discriminator=self.discriminator,
+        vgg=self.vgg), config, self.mesh))
     jit = functools.partial(steps.jit_step, state_sharding=self.state_sharding,
                             batch_sharding=self.batch_sharding, replicated_sharding=self.replicated)
     self.flow_step = jit(self._flow_fn)
