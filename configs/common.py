@@ -106,6 +106,9 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.data.augment_target = "weaker"  # weaker: the target's affine has GFLA's angle x0.2, shift x0.5, no
                                     # scale | same: the sources' transform
   c.data.num_workers = 2            # grain worker processes (0 = in the main process)
+  c.data.read_threads = 1           # threads per process (or grain worker) loading elements: on this
+                                    # 2-core CPU 2 threads cost 55% more host CPU per batch (GIL
+                                    # contention) for no gain (docs/performance.md, "Train loop")
   c.data.prefetch_buffer_size = 2
   c.data.shuffle_seed = 0
   c.data.skip_corrupt_images = False  # True: skip and count unreadable images instead of failing

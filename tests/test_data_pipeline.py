@@ -264,3 +264,24 @@ def test_prepare_runs_once_on_process_zero_then_barrier(monkeypatch):
   events.clear()
   prepare.run_once(lambda: events.append("fn"), "x", 1, 2)
   assert events == [("barrier", "rfgen_jax data: x"), "fn"]     # others only after process 0 is done
+
+
+def test_read_threads_reach_grain_and_are_checked(fixture, monkeypatch):
+  """`data.read_threads` is the number of grain read threads of the train and eval iterators; a value
+  below 1 is refused, naming the flag. The same batch comes out with 1 and with 3 threads."""
+  base, _ = fixture
+  seen = []
+  read_options = pipeline.grain.ReadOptions
+  monkeypatch.setattr(pipeline.grain, "ReadOptions",
+                      lambda **kw: (seen.append(kw["num_threads"]), read_options(**kw))[1])
+  batches = {}
+  for threads in (1, 3):
+    config = _config(base / "market", base / "tfds", **{"data.read_threads": threads})
+    batches[threads] = next(data.create_train_iterator(config, 0, 1))
+    next(iter(data.create_eval_batches(config, 2, 0, 1)))
+  assert seen == [1, 1, 3, 3]
+  for name, value in batches[1].items():
+    np.testing.assert_array_equal(value, batches[3][name], err_msg=name)
+  config = _config(base / "market", base / "tfds", **{"data.read_threads": 0})
+  with pytest.raises(ValueError, match=r"--config\.data\.read_threads must be an integer >= 1, got 0"):
+    data.create_train_iterator(config, 0, 1)

@@ -50,8 +50,6 @@ from rfgen_jax.data import tuples as tuples_lib
 from rfgen_jax.data.images import resize_example  # pylint: disable=unused-import  (used by inference.py)
 from rfgen_jax.data.split_index import SplitIndex
 
-# Threads that read and transform elements ahead of the consumer (per process).
-_READ_THREADS = 2
 AUGMENT_TARGET = ("weaker", "same")
 
 
@@ -267,6 +265,14 @@ class _HostRows(grain.MapDataset):
 
 
 # ------------------------------------------------------------------------------------------ entry points
+def _read_threads(config) -> int:
+  """`data.read_threads`: threads (per process, or per grain worker) that load elements ahead of use."""
+  threads = config.data.read_threads
+  if not isinstance(threads, int) or threads < 1:
+    raise ValueError(f"--config.data.read_threads must be an integer >= 1, got {threads!r}.")
+  return threads
+
+
 def create_train_dataset(config, process_index=None, process_count=None,
                          index: SplitIndex | None = None) -> grain.IterDataset:
   """The training IterDataset (see the module docstring); `create_train_iterator` iterates it."""
@@ -282,7 +288,7 @@ def create_train_dataset(config, process_index=None, process_count=None,
   if process_count > 1:
     ds = _HostRows(ds, process_index, process_count, per_host)
   it = ds.to_iter_dataset(grain.ReadOptions(
-      num_threads=_READ_THREADS, prefetch_buffer_size=max(1, config.data.prefetch_buffer_size) * per_host))
+      num_threads=_read_threads(config), prefetch_buffer_size=max(1, config.data.prefetch_buffer_size) * per_host))
   it = it.batch(per_host, drop_remainder=True)
   workers = _num_workers(config.data.num_workers)
   if workers:
@@ -319,6 +325,7 @@ class EvalBatches:
 
   def __init__(self, config, num_sources: int, process_index: int, process_count: int, index: SplitIndex):
     self._loader = _TupleLoader(config, index, train=False)
+    self._read_threads = _read_threads(config)
     self.per_host = _per_host(config.eval.batch_size, process_count, "eval.batch_size")
     self.global_batch = config.eval.batch_size
     self.process_index = process_index
@@ -351,7 +358,7 @@ class EvalBatches:
 
   def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
     ds = grain.MapDataset.range(len(self) * self.per_host).map(self._element).batch(self.per_host)
-    return iter(ds.to_iter_dataset(grain.ReadOptions(num_threads=_READ_THREADS,
+    return iter(ds.to_iter_dataset(grain.ReadOptions(num_threads=self._read_threads,
                                                      prefetch_buffer_size=2 * self.per_host)))
 
 
