@@ -1,6 +1,6 @@
 """`rfgen_jax.multihost.barrier`: a coordination-service barrier (not a collective) with unique ids.
 
-The barrier itself is exercised by the two-process run (`tests/test_multiprocess.py`, slow); here its
+The barrier itself is exercised by the two-process run (`tests/test_multiprocess.py`, in the default run); here its
 contract with JAX's distributed client is checked with a recording client.
 """
 import jax

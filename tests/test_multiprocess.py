@@ -7,8 +7,8 @@ step, the final parameters and the evaluation metrics agree to 1e-6: the same da
 devices, each device computes the same bits, the gradients are averaged in a fixed device order
 (`rfgen_jax/train/reduction.py`) and the resume continues exactly.
 
-In the default run: the flow warm-up only (8 steps, ~3 min). Slow (`python -m pytest -q -m slow
-tests/test_multiprocess.py`, ~14 min on the 2-core VM): both stages, preempted in stage 2.
+In the default run: the flow warm-up only (8 steps, ~2 min). Slow (`python -m pytest -q -m slow
+tests/test_multiprocess.py`, ~3.5 min on the idle 2-core VM): both stages, preempted in stage 2.
 """
 import glob
 import json
@@ -172,7 +172,7 @@ def _assert_same_run(config, single, multi, total, loss_tag):
 
 def test_two_processes_preempted_in_stage1_equal_one_process(tmp_path):
   """Two processes (4 CPU devices each) train the flow warm-up, are preempted (SIGTERM to process 1),
-  resume, write samples and evaluate; one process with 8 devices is the reference (~3 min).
+  resume, write samples and evaluate; one process with 8 devices is the reference (~2 min).
 
   With the default fixed-order gradient mean both compute the same bits. Measured with XLA's
   all-reduce instead (train.grad_reduction = "all_reduce", 2026-12-03/04), the two drift apart by float
