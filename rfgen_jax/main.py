@@ -63,6 +63,8 @@ def main(argv):
   logging.info("Config:\n%s", config)
   logging.info("Process %d/%d, %d local / %d global devices: %s", jax.process_index(),
                jax.process_count(), jax.local_device_count(), jax.device_count(), jax.devices())
+  logging.info("XLA_FLAGS=%r (rfgen_jax/xla_cpu_defaults.py adds its CPU default unless yours set it).",
+               os.environ.get("XLA_FLAGS", ""))
   from rfgen_jax import config_utils  # pylint: disable=g-import-not-at-top
   from rfgen_jax.train import preemption, sharding  # pylint: disable=g-import-not-at-top
   try:

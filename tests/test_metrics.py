@@ -135,11 +135,13 @@ def test_psnr_and_l1():
   mse = (sq * mask).sum((1, 2, 3)) / (mask.sum((1, 2, 3)) * 3)
   np.testing.assert_allclose(np.asarray(metrics.psnr(jnp.asarray(a), jnp.asarray(b), jnp.asarray(mask))),
                              10 * np.log10(1 / mse), rtol=1e-5)
+  # L1 is a float32 mean of 3840 terms (XLA:CPU adds them in sequence): 1.8e-5 from float64 measured for
+  # the near-identical pair (differences of 0.005), where PSNR's squared terms stay within 1e-5.
   np.testing.assert_allclose(np.asarray(metrics.l1(jnp.asarray(a), jnp.asarray(b))),
-                             np.abs(_u(a) - _u(b)).mean((1, 2, 3)), rtol=1e-5)
+                             np.abs(_u(a) - _u(b)).mean((1, 2, 3)), rtol=5e-5)
   ab = np.abs(_u(a) - _u(b))
   np.testing.assert_allclose(np.asarray(metrics.l1(jnp.asarray(a), jnp.asarray(b), jnp.asarray(mask))),
-                             (ab * mask).sum((1, 2, 3)) / (mask.sum((1, 2, 3)) * 3), rtol=1e-5)
+                             (ab * mask).sum((1, 2, 3)) / (mask.sum((1, 2, 3)) * 3), rtol=5e-5)
   assert np.isinf(np.asarray(metrics.psnr(jnp.asarray(a), jnp.asarray(a)))).all()
 
 
