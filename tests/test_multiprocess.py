@@ -64,8 +64,9 @@ def _start(workdir, data_root, num_processes, devices_each, log_dir, flags=None)
   procs = []
   for i in range(num_processes):
     # NPROC: XLA's CPU client sizes its intra-op thread pool max(NPROC or the core count, local devices),
-    # and Eigen's convolutions split their sums by the pool size: the same size in every run makes each
-    # device's arithmetic the same whatever the process layout (docs/scaling.md, "Reproducible").
+    # and the CPU convolution kernels split their sums by the pool size: the same size in every run
+    # makes each device's arithmetic the same whatever the process layout (docs/scaling.md,
+    # "Reproducible across process layouts").
     env = dict(os.environ, JAX_PLATFORMS="cpu", NPROC=str(INTRA_OP_THREADS),
                XLA_FLAGS=os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={devices_each}")
     if num_processes > 1:
