@@ -131,9 +131,7 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int | None =
         "--config.train.flow_warmup_steps must lie in [0, --config.train.total_steps] (the warm-up is "
         f"included in the total), got {steps.flow_warmup_steps} and {steps.total_steps}.")
   from rfgen_jax.train import reduction  # pylint: disable=g-import-not-at-top  (keeps this module light)
-  if steps.grad_reduction not in reduction.GRAD_REDUCTIONS:
-    raise ValueError(f"--config.train.grad_reduction={steps.grad_reduction!r}; accepted: "
-                     f"{reduction.GRAD_REDUCTIONS}.")
+  reduction.check_grad_reduction(steps.grad_reduction)
   _validate_pose(config)
   if config.checkpoint.every_steps < 1:
     raise ValueError(f"--config.checkpoint.every_steps must be >= 1, got {config.checkpoint.every_steps}.")

@@ -109,6 +109,31 @@ def _start_and_preempt(workdir, data_root, log_dir, marker, flags):
   assert _wait(procs) == [preemption.PREEMPTED_EXIT_STATUS] * 2, _tails(procs)
 
 
+def _run_single_then_preempted_pair(tmp_path, config, flags, marker) -> tuple[str, str, list]:
+  """Prepares the data, runs the job uninterrupted on 1 process x 8 devices, then on 2 x 4 devices with
+  SIGTERM to process 1 once `marker` is logged (both exit 75, one agreed checkpoint, no evaluation), and
+  reruns the pair, which resumes from the latest checkpoint (the agreed step), finishes and evaluates.
+
+  Returns:
+    (single workdir, two-process workdir, the checkpointed steps after the preemption, oldest first).
+  """
+  data_root = config.data.root
+  data.ensure_dataset(config)          # generated once here, before the processes start
+  single = str(tmp_path / "single")
+  procs = _start(single, data_root, 1, 8, str(tmp_path), flags=flags)
+  assert _wait(procs) == [0], _tails(procs)
+
+  multi = str(tmp_path / "multi")
+  _start_and_preempt(multi, data_root, str(tmp_path), marker, flags)
+  saved = checkpointing.Checkpointer(multi, config, read_only=True).all_steps()
+  assert saved and not os.path.exists(os.path.join(multi, "eval")), saved
+
+  procs = _start(multi, data_root, 2, 4, str(tmp_path), flags=flags)       # resume, finish, evaluate
+  assert _wait(procs) == [0, 0], _tails(procs)
+  assert f"Resuming from step {saved[-1]}" in open(procs[0][1]).read()
+  return single, multi, saved
+
+
 def _restore(config, workdir, step):
   gen, disc = models.build_generator(config), models.build_discriminator(config)
   abstract = jax.eval_shape(lambda r: state_lib.init_state(config, r, gen, disc), jax.random.PRNGKey(0))
@@ -179,45 +204,17 @@ def test_two_processes_preempted_in_stage1_equal_one_process(tmp_path):
   all-reduce instead (train.grad_reduction = "all_reduce", 2026-12-03/04), the two drift apart by float
   rounding: 1e-4 in a loss after 11 steps, 5e-3 in a parameter after 12 (docs/scaling.md).
   """
-  data_root = str(tmp_path / "data")
-  config = _stage1_config(data_root)
-  data.ensure_dataset(config)          # generated once here, before the processes start
-  single = str(tmp_path / "single")
-  procs = _start(single, data_root, 1, 8, str(tmp_path), flags=_stage1_flags)
-  assert _wait(procs) == [0], _tails(procs)
-
-  multi = str(tmp_path / "multi")
-  _start_and_preempt(multi, data_root, str(tmp_path), "stage 1", _stage1_flags)
-  saved = checkpointing.Checkpointer(multi, config, read_only=True).all_steps()
+  config = _stage1_config(str(tmp_path / "data"))
+  single, multi, saved = _run_single_then_preempted_pair(tmp_path, config, _stage1_flags, "stage 1")
   assert len(saved) == 1 and 0 < saved[0] < STAGE1["train.total_steps"], saved   # the step both agreed on
-
-  procs = _start(multi, data_root, 2, 4, str(tmp_path), flags=_stage1_flags)   # resume, finish, evaluate
-  assert _wait(procs) == [0, 0], _tails(procs)
-  assert f"Resuming from step {saved[0]}" in open(procs[0][1]).read()
   _assert_same_run(config, single, multi, STAGE1["train.total_steps"], "loss/flow_total")
 
 
 @pytest.mark.slow
 def test_two_processes_equal_one_process(tmp_path):
-  data_root = str(tmp_path / "data")
-  config = _config(data_root)
-  data.ensure_dataset(config)          # generated once here, before the processes start
-
-  # One process, 8 devices, uninterrupted.
-  single = str(tmp_path / "single")
-  procs = _start(single, data_root, 1, 8, str(tmp_path))
-  assert _wait(procs) == [0], _tails(procs)
-
-  # Two processes, 4 devices each: SIGTERM to process 1 once stage 2 runs.
-  multi = str(tmp_path / "multi")
-  _start_and_preempt(multi, data_root, str(tmp_path), "stage 2", _flags)
-  saved = checkpointing.Checkpointer(multi, config, read_only=True).latest_step()
-  assert 2 < saved < TOTAL, saved       # a stage-2 step both processes agreed on
-  assert not os.path.exists(os.path.join(multi, "eval"))
-
-  procs = _start(multi, data_root, 2, 4, str(tmp_path))          # resume, finish, evaluate
-  assert _wait(procs) == [0, 0], _tails(procs)
-  assert "Resuming from step" in open(procs[0][1]).read()
+  config = _config(str(tmp_path / "data"))
+  single, multi, saved = _run_single_then_preempted_pair(tmp_path, config, _flags, "stage 2")
+  assert 2 < saved[-1] < TOTAL, saved       # a stage-2 step both processes agreed on
   _assert_same_run(config, single, multi, TOTAL, "loss/l1")
 
 

@@ -28,6 +28,13 @@ from jax.flatten_util import ravel_pytree
 GRAD_REDUCTIONS = ("fixed_order", "all_reduce")
 
 
+def check_grad_reduction(kind: str) -> str:
+  """`kind` if it is one of GRAD_REDUCTIONS, else a ValueError naming `--config.train.grad_reduction`."""
+  if kind not in GRAD_REDUCTIONS:
+    raise ValueError(f"--config.train.grad_reduction={kind!r}; accepted: {GRAD_REDUCTIONS}.")
+  return kind
+
+
 def fixed_order_mean(tree, axis_name: str):
   """The mean over the devices of `axis_name` of each leaf of `tree`, summed in device order.
 

@@ -204,11 +204,8 @@ def for_mesh(step_fn, config, mesh):
     config: reads train.grad_reduction.
     mesh: the (data, model) mesh of the run (`rfgen_jax/train/sharding.py`).
   """
-  kind = config.train.grad_reduction
-  if kind == "all_reduce":
+  if reduction.check_grad_reduction(config.train.grad_reduction) == "all_reduce":
     return step_fn
-  if kind != "fixed_order":
-    raise ValueError(f"--config.train.grad_reduction={kind!r}; accepted: {reduction.GRAD_REDUCTIONS}.")
   spec = jax.sharding.PartitionSpec
   # check_vma=False: the all-gather's result is the same on every device, which the varying-axis check
   # cannot infer; the spectral-norm vectors are the same because the weights are.
