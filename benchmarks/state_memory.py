@@ -11,7 +11,6 @@ not included (it depends on the batch; `benchmarks/train_step.py` reports a comp
 """
 from __future__ import annotations
 
-import functools
 import os
 import sys
 
@@ -53,8 +52,7 @@ def main(argv):
     config = config_utils.load_config(FLAGS.config)
     config.model.width = float(width)
     gen, disc = models.build_generator(config), models.build_discriminator(config)
-    state = jax.eval_shape(functools.partial(state_lib.init_state, config, generator=gen,
-                                             discriminator=disc), jax.random.PRNGKey(0))
+    state = state_lib.abstract_state(config, gen, disc)
     n_gen = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(state.gen_params))
     n_disc = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(state.disc_params))
     adam = _bytes((state.flow_opt_state, state.gen_opt_state, state.disc_opt_state))

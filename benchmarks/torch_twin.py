@@ -382,7 +382,6 @@ def _nchw(a):
 
 def make_parts(config, parts):
   """{part: (ours() -> blocks until done, torch() -> done)}."""
-  import functools
   import jax
   import jax.numpy as jnp
   from rfgen_jax import models
@@ -446,17 +445,15 @@ def make_parts(config, parts):
     disc = models.build_discriminator(config)
     vgg, vgg_params = vgg19.load_vgg19(config)
     vgg_params = jax.device_put(vgg_params, rep)
-    init = functools.partial(state_lib.init_state, config, generator=gen, discriminator=disc)
-    abstract = jax.eval_shape(init, jax.random.PRNGKey(0))
-    state_sharding = jax.tree.map(lambda _: rep, abstract)
-    holder = {"state": jax.jit(init, out_shardings=state_sharding)(jax.random.PRNGKey(0))}
+    state_sharding = jax.tree.map(lambda _: rep, state_lib.abstract_state(config, gen, disc))
+    holder = {"state": state_lib.create_state(config, jax.random.PRNGKey(0), gen, disc, state_sharding)}
     batch = sharding.to_global_batch({"source_images": src, "source_poses": sp, "target_image": tgt,
                                       "target_pose": tp}, mesh)
-    raw = steps.for_mesh(functools.partial(steps.full_step, config=config, generator=gen, discriminator=disc,
-                                           vgg=vgg), config, mesh)      # as the trainer runs it
-    fn = steps.jit_step(raw, state_sharding, sharding.data_sharded(mesh), rep)
-    holder["health"] = steps.initial_health(raw, holder["state"], batch, vgg_params, rep)
-    compiled = fn.lower(holder["state"], batch, vgg_params, holder["health"]).compile()
+    spec = steps.StepSpec.create(config, gen, disc, vgg, mesh)        # as the trainer runs it
+    holder["health"] = steps.initial_health(2, spec, holder["state"], batch, vgg_params, rep)
+    compiled = steps.compile_step(2, spec, holder["state"], batch, vgg_params, holder["health"],
+                                  state_sharding=state_sharding, batch_sharding=sharding.data_sharded(mesh),
+                                  replicated_sharding=rep)
 
     def ours_step():    # the trainer's step: with the on-device finiteness record (state and it donated)
       holder["state"], metrics, holder["health"] = compiled(holder["state"], batch, vgg_params,

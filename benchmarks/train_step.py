@@ -16,7 +16,6 @@ The VGG19 used by the losses has random weights here (speed does not depend on t
 """
 from __future__ import annotations
 
-import functools
 import os
 import statistics
 import sys
@@ -75,22 +74,16 @@ def bench(spec: str, dtype: str, conv_impl: str = "auto"):
   gen, disc = models.build_generator(config), models.build_discriminator(config)
   vgg, vgg_params = vgg19.load_vgg19(config)
   vgg_params = jax.device_put(vgg_params, rep)
-  init = functools.partial(state_lib.init_state, config, generator=gen, discriminator=disc)
-  abstract = jax.eval_shape(init, jax.random.PRNGKey(0))
-  state_sharding = jax.tree.map(lambda _: rep, abstract)
-  state = jax.jit(init, out_shardings=state_sharding)(jax.random.PRNGKey(0))
+  state_sharding = jax.tree.map(lambda _: rep, state_lib.abstract_state(config, gen, disc))
+  state = state_lib.create_state(config, jax.random.PRNGKey(0), gen, disc, state_sharding)
   batch = sharding.to_global_batch(_random_batch(config, config.train.batch_size), mesh)
-  jit = functools.partial(steps.jit_step, state_sharding=state_sharding,
-                          batch_sharding=sharding.data_sharded(mesh), replicated_sharding=rep)
+  spec = steps.StepSpec.create(config, gen, disc, vgg, mesh)   # as the trainer runs it (train.grad_reduction)
   rows = []
-  stages = {1: functools.partial(steps.flow_step, config=config, generator=gen, vgg=vgg),
-            2: functools.partial(steps.full_step, config=config, generator=gen, discriminator=disc, vgg=vgg)}
   for stage in (int(s) for s in FLAGS.stages):
-    raw = steps.for_mesh(stages[stage], config, mesh)     # as the trainer runs it (train.grad_reduction)
-    fn = jit(raw)
-    health = steps.initial_health(raw, state, batch, vgg_params, rep)
+    health = steps.initial_health(stage, spec, state, batch, vgg_params, rep)
     start = time.perf_counter()
-    compiled = fn.lower(state, batch, vgg_params, health).compile()
+    compiled = steps.compile_step(stage, spec, state, batch, vgg_params, health, state_sharding=state_sharding,
+                                  batch_sharding=sharding.data_sharded(mesh), replicated_sharding=rep)
     compile_s = time.perf_counter() - start
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost

@@ -49,13 +49,11 @@ def _train_command(workdir: str) -> str:
 def abstract_gen_params(config, generator=None):
   """`jax.ShapeDtypeStruct`s of the generator params as the trainer's TrainState holds them.
 
-  Shapes come from `jax.eval_shape(rfgen_jax.train.state.init_state)`, so they match what training
-  saves (nothing is computed or compiled).
+  Shapes come from `rfgen_jax.train.state.abstract_state`, so they match what training saves (nothing
+  is computed or compiled).
   """
   generator = generator if generator is not None else models.build_generator(config)
-  init = functools.partial(state_lib.init_state, config, generator=generator,
-                           discriminator=models.build_discriminator(config))
-  return jax.eval_shape(init, jax.random.PRNGKey(0)).gen_params
+  return state_lib.abstract_state(config, generator, models.build_discriminator(config)).gen_params
 
 
 def resolve_step(checkpointer: checkpointing.Checkpointer, workdir: str, step: int | None) -> int:

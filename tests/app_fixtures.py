@@ -3,7 +3,6 @@
 and the config with its data set under a temporary folder (generated on first use)."""
 from __future__ import annotations
 
-import functools
 import os
 
 import jax
@@ -30,9 +29,8 @@ def make_run(workdir: str, config_name: str = "synthetic", seed: int = 0, step: 
     config[section][name] = value
   config.data.root = root or os.path.join(workdir, "data", config_name)
   config.data.tfds_data_dir = os.path.join(workdir, "tfds")
-  init = functools.partial(state_lib.init_state, config, generator=models.build_generator(config),
-                           discriminator=models.build_discriminator(config))
-  abstract = jax.eval_shape(init, jax.random.PRNGKey(0))
+  abstract = state_lib.abstract_state(config, models.build_generator(config),
+                                      models.build_discriminator(config))
   rng = np.random.default_rng(seed)
 
   def fill(a):

@@ -7,7 +7,6 @@ a 2-core CPU; `test_real_init_state_checkpoint` does that, marked slow).
 """
 from __future__ import annotations
 
-import functools
 import json
 import os
 import subprocess
@@ -39,9 +38,8 @@ def tiny_config():
 
 def random_state(config, seed: int = 0):
   """A TrainState with init_state's structure and shapes, filled with seeded random numbers."""
-  init = functools.partial(state_lib.init_state, config, generator=models.build_generator(config),
-                           discriminator=models.build_discriminator(config))
-  abstract = jax.eval_shape(init, jax.random.PRNGKey(0))
+  abstract = state_lib.abstract_state(config, models.build_generator(config),
+                                      models.build_discriminator(config))
   rng = np.random.default_rng(seed)
 
   def fill(a):
@@ -263,8 +261,7 @@ def test_real_init_state_checkpoint(tmp_path):
   """A checkpoint of the real `init_state` (compiled) restores and generates."""
   config = tiny_config()
   generator, discriminator = models.build_generator(config), models.build_discriminator(config)
-  state = jax.jit(functools.partial(state_lib.init_state, config, generator=generator,
-                                    discriminator=discriminator))(jax.random.PRNGKey(0))
+  state = state_lib.create_state(config, jax.random.PRNGKey(0), generator, discriminator)
   checkpointer = checkpointing.Checkpointer(str(tmp_path), config)
   checkpointer.save(1, state, None, config)
   checkpointer.close()

@@ -1,4 +1,5 @@
 """The main job end to end on tiny synthetic data: train, checkpoint, resume, crash, non-finite loss."""
+import functools
 import glob
 import json
 import os
@@ -15,7 +16,7 @@ from PIL import Image
 import pytest
 
 from rfgen_jax import config_utils, models
-from rfgen_jax.train import checkpointing, sharding, state as state_lib, trainer
+from rfgen_jax.train import checkpointing, sharding, state as state_lib, steps, trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -51,7 +52,7 @@ def tiny(data_root, **overrides):
 
 def restore_params(config, workdir, step):
   gen, disc = models.build_generator(config), models.build_discriminator(config)
-  abstract = jax.eval_shape(lambda r: state_lib.init_state(config, r, gen, disc), jax.random.PRNGKey(0))
+  abstract = state_lib.abstract_state(config, gen, disc)
   ckpt = checkpointing.Checkpointer(workdir, config)
   try:
     return jax.device_get(ckpt.restore(step, abstract, config))
@@ -62,17 +63,25 @@ def restore_params(config, workdir, step):
 def test_train_resume_is_identical(tmp_path, data_root, straight_run, monkeypatch):
   """2N steps straight == N steps, stop, resume to 2N (parameters, optimizer states, data stream).
 
-  The first run stays in the flow warm-up and the resumed one in stage 2: each traces and compiles only
-  the step it trains."""
+  The first run stays in the flow warm-up and the resumed one in stage 2: each prepares only the step it
+  trains, and neither traces the model again: their configs differ from the straight run's only in what
+  the steps do not read (train.total_steps), so they reuse its traces (`steps.StepSpec`)."""
   straight = straight_run
   resumed = str(tmp_path / "resumed")
-  traced = []
+  prepared, model_traces = [], []
   init_health = trainer.Trainer._init_health  # pylint: disable=protected-access
   monkeypatch.setattr(trainer.Trainer, "_init_health",
-                      lambda self, batch, stages: (traced.append(list(stages)), init_health(self, batch, stages)))
+                      lambda self, batch, stages: (prepared.append(list(stages)), init_health(self, batch, stages)))
+  # Called only while a program is traced (they run under jit): the steps, and the state's init (whose
+  # trace calls `dummy_inputs`).
+  for module, name in ((steps, "flow_step"), (steps, "full_step"), (state_lib, "dummy_inputs")):
+    monkeypatch.setattr(module, name, functools.partial(
+        lambda original, name, *a, **k: (model_traces.append(name), original(*a, **k))[1],
+        getattr(module, name), name))
   trainer.train_and_evaluate(tiny(data_root, train__total_steps=2), resumed)
   trainer.train_and_evaluate(tiny(data_root, train__total_steps=4), resumed)
-  assert traced == [[1], [2]]
+  assert prepared == [[1], [2]]
+  assert model_traces == []
   for name in ("config.json", "samples"):
     assert os.path.exists(os.path.join(straight, name)), name
   assert glob.glob(os.path.join(straight, "events.out.tfevents*"))

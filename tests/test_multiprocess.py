@@ -136,7 +136,7 @@ def _run_single_then_preempted_pair(tmp_path, config, flags, marker) -> tuple[st
 
 def _restore(config, workdir, step):
   gen, disc = models.build_generator(config), models.build_discriminator(config)
-  abstract = jax.eval_shape(lambda r: state_lib.init_state(config, r, gen, disc), jax.random.PRNGKey(0))
+  abstract = state_lib.abstract_state(config, gen, disc)
   one_device = jax.sharding.SingleDeviceSharding(jax.devices()[0])   # saved on 8 devices: a target is needed
   abstract = checkpointing.abstract_with_sharding(abstract, jax.tree.map(lambda _: one_device, abstract))
   ckpt = checkpointing.Checkpointer(workdir, config, read_only=True)

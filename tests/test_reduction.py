@@ -48,7 +48,7 @@ SCRIPT = textwrap.dedent("""
     gen, disc = models.build_generator(config), models.build_discriminator(config)
     vgg, vgg_params = vgg19.load_vgg19(config)
     rep = sharding.replicated(mesh)
-    state = jax.jit(lambda r: state_lib.init_state(config, r, gen, disc), out_shardings=rep)(jax.random.PRNGKey(0))
+    state = state_lib.create_state(config, jax.random.PRNGKey(0), gen, disc, rep)
     batch = sharding.to_global_batch(random_batch(config, 8, seed=1), mesh)
     vgg_params = jax.device_put(vgg_params, rep)
     part = functools.partial(steps.flow_step, config=config, generator=gen, vgg=vgg)

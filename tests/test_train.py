@@ -41,7 +41,7 @@ def _setup():
   config = tiny_config()
   gen, disc = models.build_generator(config), models.build_discriminator(config)
   vgg, vgg_params = vgg19.load_vgg19(config)
-  state = jax.jit(lambda r: state_lib.init_state(config, r, gen, disc))(jax.random.PRNGKey(0))
+  state = state_lib.create_state(config, jax.random.PRNGKey(0), gen, disc)
   return config, gen, disc, vgg, vgg_params, state
 
 
@@ -137,6 +137,31 @@ def test_health_record_keeps_the_first_non_finite_step():
   trainer.check_health(jax.device_get(steps.init_health({"a": np.float32(0)})), "/ckpt", None)
 
 
+def test_step_spec_holds_only_what_the_steps_read():
+  """Two configs that differ only in keys the init and the steps do not read give equal (and equally
+  hashed) `StepSpec`s, so their trainers share one trace; a key the steps read makes them differ; a key
+  left out of `program_config` cannot be read by a step by mistake (it would reuse a stale trace)."""
+  config, gen, disc, vgg, _, _ = _setup()
+  mesh = sharding.make_mesh(config.train.mesh_shape)
+  spec = lambda c: steps.StepSpec.create(c, gen, disc, vgg, mesh)
+  other = tiny_config()
+  other.train.total_steps, other.data.root, other.checkpoint.every_steps = 123, "/elsewhere", 7
+  other.eval.num_sources, other.train.log_every_steps, other.train.seed = (1,), 3, 5
+  assert spec(other) == spec(config) and hash(spec(other)) == hash(spec(config))
+  for section, key, value in (("losses", "l1", 2 * config.losses.l1),
+                              ("train", "learning_rate", 2 * config.train.learning_rate),
+                              ("data", "num_sources", config.data.num_sources + 1),
+                              ("model", "occlusion", not config.model.occlusion)):
+    changed = tiny_config()
+    changed[section][key] = value
+    assert spec(changed) != spec(config), f"{section}.{key}"
+  program = state_lib.program_config(config)
+  assert state_lib.program_config(program) == program          # idempotent
+  assert "checkpoint" not in program and "total_steps" not in program.train and "root" not in program.data
+  with pytest.raises(AttributeError):
+    program.train.total_steps  # pylint: disable=pointless-statement
+
+
 # That the model learns (both stages overfit a fixed batch): tests/test_overfit.py.
 
 
@@ -166,7 +191,7 @@ def test_steps_and_generator_lower_for_gpu_and_tpu():
 
 
 SHARDED_SCRIPT = textwrap.dedent("""
-    import os, sys, functools
+    import os, sys
     sys.path.insert(0, {root!r})
     import jax, numpy as np
     from tests.test_train import tiny_config, random_batch
@@ -179,28 +204,22 @@ SHARDED_SCRIPT = textwrap.dedent("""
     gen, disc = models.build_generator(config), models.build_discriminator(config)
     vgg, vgg_params = vgg19.load_vgg19(config)
     batch = random_batch(config, 8, seed=1)
-    # Jitted once, outside the loop: both meshes' steps reuse one trace of the model (jit's trace cache).
-    raw_flow = jax.jit(functools.partial(steps.flow_step, config=config, generator=gen, vgg=vgg))
-    raw_full = jax.jit(functools.partial(steps.full_step, config=config, generator=gen, discriminator=disc,
-                                         vgg=vgg))
+    config.train.grad_reduction = "all_reduce"     # the steps on global arrays, XLA's all-reduce
     results = {{}}
     for n in (1, 8):
       mesh = sharding.make_mesh((-1, 1), devices=jax.devices()[:n])
       rep = sharding.replicated(mesh)
-      init = functools.partial(state_lib.init_state, config, generator=gen, discriminator=disc)
-      abstract = jax.eval_shape(init, jax.random.PRNGKey(0))
-      st_sh = jax.tree.map(lambda _: rep, abstract)
-      make_state = jax.jit(init, out_shardings=st_sh)
-      jit = functools.partial(steps.jit_step, state_sharding=st_sh,
-                              batch_sharding=sharding.data_sharded(mesh), replicated_sharding=rep)
-      flow, full = jit(raw_flow), jit(raw_full)
+      st_sh = jax.tree.map(lambda _: rep, state_lib.abstract_state(config, gen, disc))
+      spec = steps.StepSpec.create(config, gen, disc, vgg, mesh)
       vp = jax.device_put(vgg_params, rep)
       gb = sharding.to_global_batch(batch, mesh)
       assert len(gb["source_images"].sharding.device_set) == n
-      health = lambda fn: steps.init_health(jax.eval_shape(fn, abstract, gb, vp)[1])
       # One step of the stage under test from the initial state, on 1 and on 8 devices.
-      step, raw = (flow, raw_flow) if {stage} == 1 else (full, raw_full)
-      results[n] = jax.device_get(step(make_state(jax.random.PRNGKey(0)), gb, vp, health(raw))[:2])
+      state = state_lib.create_state(config, jax.random.PRNGKey(0), gen, disc, st_sh)
+      health = steps.initial_health({stage}, spec, state, gb, vp, rep)
+      step = steps.compile_step({stage}, spec, state, gb, vp, health, state_sharding=st_sh,
+                                batch_sharding=sharding.data_sharded(mesh), replicated_sharding=rep)
+      results[n] = jax.device_get(step(state, gb, vp, health)[:2])
     # Losses agree to float rounding. Parameters agree to within a fraction of one Adam step: Adam's first
     # update is ~lr * sign(g), so a gradient that is ~0 on one layout may flip sign on the other (the
     # reduction order of the batch differs; e.g. a conv bias before InstanceNorm has an exactly-zero true

@@ -11,6 +11,7 @@ from typing import Any
 import flax
 import jax
 import jax.numpy as jnp
+import ml_collections
 import optax
 
 
@@ -64,7 +65,7 @@ def dummy_inputs(config, batch_size: int, num_sources: int):
 
 
 def init_state(config, rng: jax.Array, generator, discriminator) -> TrainState:
-  """Initialises every variable. Pure: call under `jax.jit(..., out_shardings=...)`.
+  """Initialises every variable. Pure: call under `jax.jit(..., out_shardings=...)`, as `create_state`.
 
   Args:
     config: experiment config.
@@ -90,3 +91,47 @@ def init_state(config, rng: jax.Array, generator, discriminator) -> TrainState:
       gen_opt_state=gen_tx.init(gen_params),
       disc_opt_state=disc_tx.init(disc_params),
   )
+
+
+# What `init_state` and the train steps (rfgen_jax/train/steps.py) read of a config, and nothing else.
+_PROGRAM_SECTIONS = ("losses", "model")
+_PROGRAM_KEYS = {
+    "train": ("learning_rate", "disc_learning_rate", "adam_b1", "adam_b2", "grad_clip_norm", "ema_decay",
+              "grad_reduction"),
+    "data": ("image_size", "num_sources", "pose_channels"),
+}
+
+
+def program_config(config) -> ml_collections.FrozenConfigDict:
+  """The part of `config` that the state's initialisation and the train steps read, frozen: the whole
+  `losses` and `model` sections, the optimizer, EMA and gradient-reduction keys of `train` and the input
+  shapes of `data`.
+
+  It is a static argument of their jitted forms (`abstract_state`, `create_state`,
+  `rfgen_jax.train.steps.StepSpec`): hashable, and equal for two runs that differ only in what these
+  programs do not read (total steps, data root, checkpoint, logging and eval settings), so such runs in
+  one process share one trace. A program that reads a key left out here fails with an AttributeError
+  naming it (add it to `_PROGRAM_KEYS`) instead of reusing a trace made for another value of it.
+  Idempotent: a program config passes through unchanged.
+  """
+  view = {name: config[name] for name in _PROGRAM_SECTIONS}
+  view.update({section: {key: config[section][key] for key in keys} for section, keys in _PROGRAM_KEYS.items()})
+  return ml_collections.FrozenConfigDict(view)
+
+
+def abstract_state(config, generator, discriminator) -> TrainState:
+  """The state's shapes and dtypes (`jax.ShapeDtypeStruct` leaves), nothing computed.
+
+  Traced once per (`program_config(config)`, networks) in a process, and `create_state` reuses that trace.
+  """
+  return jax.jit(init_state, static_argnums=(0, 2, 3)).eval_shape(
+      program_config(config), jax.random.PRNGKey(0), generator, discriminator)
+
+
+def create_state(config, rng: jax.Array, generator, discriminator, state_sharding=None) -> TrainState:
+  """`init_state` under `jax.jit`, each leaf created on the devices with its `state_sharding` (a pytree of
+  shardings like `abstract_state`'s; None: placed as jit places it, on the default device).
+  `rng`: `jax.random.PRNGKey(train.seed)`."""
+  shardings = {} if state_sharding is None else {"out_shardings": state_sharding}
+  return jax.jit(init_state, static_argnums=(0, 2, 3), **shardings)(
+      program_config(config), rng, generator, discriminator)

@@ -7,23 +7,27 @@
 
 L_flow is always taken on the estimator's flows (`initial_flows`): the residual flow is trained by the
 image losses through the refined warp, as the paper's F is the module the flow losses constrain.
-Both steps are wrapped by `jit_step` in `jax.jit` with shardings and a donated state. With
+The trainer runs both through `stage_step` (jitted with a hashable `StepSpec` static, so a process traces
+each stage once per config) and `compile_step` (shardings, a donated state, the finiteness record). With
 `axis_name` (set by `for_mesh` when `train.grad_reduction = "fixed_order"`, the default) a step runs per
 device inside `jax.shard_map` and averages its gradients and metrics over the devices in a fixed order
 (`rfgen_jax/train/reduction.py`); without it, on global arrays, XLA's all-reduce does.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 
+from flax import linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 import optax
 
 from rfgen_jax import losses as losses_lib
 from rfgen_jax.ops import resize_flow
 from rfgen_jax.train import reduction, sharding
-from rfgen_jax.train.state import TrainState, make_optimizers, update_ema
+from rfgen_jax.train.state import TrainState, make_optimizers, program_config, update_ema
 
 
 def vgg_taps(config) -> tuple[str, ...]:
@@ -214,23 +218,6 @@ def for_mesh(step_fn, config, mesh):
                        check_vma=False)
 
 
-def init_health(metrics_shape) -> dict:
-  """The on-device finiteness record of one step function: no bad step yet (-1), zeroed metrics.
-
-  Args:
-    metrics_shape: the step's metrics (arrays or ShapeDtypeStructs, e.g. from `jax.eval_shape`).
-  """
-  return {"step": jnp.full((), -1, jnp.int32),
-          "metrics": jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), metrics_shape)}
-
-
-def initial_health(step_fn, state, batch, vgg_params, sharding) -> dict:
-  """`init_health` for the metrics of `step_fn(state, batch, vgg_params)` (shapes from `jax.eval_shape`,
-  nothing computed), placed with `sharding` (the replicated one of the step's mesh)."""
-  shapes = jax.eval_shape(step_fn, state, batch, vgg_params)[1]
-  return jax.jit(lambda: init_health(shapes), out_shardings=sharding)()
-
-
 def with_health(step_fn):
   """`step_fn(state, batch, vgg_params)` -> `fn(state, batch, vgg_params, health)` that also returns the
   updated finiteness record: the first step (1-based, = state.step after it) whose metrics held a NaN or
@@ -247,15 +234,84 @@ def with_health(step_fn):
   return fn
 
 
-def jit_step(step_fn, state_sharding, batch_sharding, replicated_sharding, **static):
-  """`jax.jit` of `with_health(step_fn)`: `(state, batch, vgg_params, health) -> (state, metrics,
-  health)` with explicit shardings; the state and the health record are donated.
+@dataclasses.dataclass(frozen=True)
+class StepSpec:
+  """What a run's train steps are built from besides their array arguments: the part of the config they
+  read (`rfgen_jax.train.state.program_config`), the three networks and the mesh.
+
+  Hashable, so it is a static argument of `stage_step`: JAX traces a stage once per distinct spec in a
+  process, and every trainer whose config differs only in what the steps do not read (total steps, data
+  root, checkpoint and eval settings) on the same devices reuses that trace, its lowering and its
+  executable (a resumed run in the same interpreter, a sweep, the test suite's many short runs) instead of
+  tracing the whole model again (seconds per stage). Build it with `StepSpec.create`.
+  """
+  config: ml_collections.FrozenConfigDict
+  generator: nn.Module
+  discriminator: nn.Module
+  vgg: nn.Module
+  mesh: jax.sharding.Mesh
+
+  @classmethod
+  def create(cls, config, generator, discriminator, vgg, mesh) -> "StepSpec":
+    return cls(program_config(config), generator, discriminator, vgg, mesh)
+
+  def stage_fn(self, stage: int):
+    """`fn(state, batch, vgg_params) -> (state, metrics)` of `stage` (1: `flow_step`, 2: `full_step`) as
+    the trainer runs it on the mesh (`for_mesh`)."""
+    if stage == 1:
+      fn = functools.partial(flow_step, config=self.config, generator=self.generator, vgg=self.vgg)
+    elif stage == 2:
+      fn = functools.partial(full_step, config=self.config, generator=self.generator,
+                             discriminator=self.discriminator, vgg=self.vgg)
+    else:
+      raise ValueError(f"stage must be 1 (flow warm-up) or 2 (end to end), got {stage!r}")
+    return for_mesh(fn, self.config, self.mesh)
+
+
+@functools.partial(jax.jit, static_argnames=("stage", "spec"))
+def stage_step(state: TrainState, batch: dict, vgg_params, *, stage: int, spec: StepSpec):
+  """One train step of `stage` (`StepSpec.stage_fn`): `(state, batch, vgg_params) -> (state, metrics)`.
+
+  Jitted with `stage` and `spec` static: traced once per (stage, spec, input shapes) in a process.
+  `initial_health` traces it for its metric shapes and `compile_step` nests it (a call XLA inlines), so
+  the model is traced once for both.
+  """
+  return spec.stage_fn(stage)(state, batch, vgg_params)
+
+
+def _step_with_health(state, batch, vgg_params, health, stage, spec):
+  return with_health(functools.partial(stage_step, stage=stage, spec=spec))(state, batch, vgg_params, health)
+
+
+def init_health(metrics_shape) -> dict:
+  """The on-device finiteness record of one step function: no bad step yet (-1), zeroed metrics.
+
+  Args:
+    metrics_shape: the step's metrics (arrays or ShapeDtypeStructs, e.g. from `jax.eval_shape`).
+  """
+  return {"step": jnp.full((), -1, jnp.int32),
+          "metrics": jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), metrics_shape)}
+
+
+def initial_health(stage: int, spec: StepSpec, state, batch, vgg_params, replicated_sharding) -> dict:
+  """`init_health` for the metrics of `stage_step` (shapes from `jax.eval_shape`, nothing computed),
+  placed with `replicated_sharding` (the replicated one of `spec.mesh`)."""
+  shapes = jax.eval_shape(functools.partial(stage_step, stage=stage, spec=spec), state, batch, vgg_params)[1]
+  return jax.jit(lambda: init_health(shapes), out_shardings=replicated_sharding)()
+
+
+def compile_step(stage: int, spec: StepSpec, state, batch, vgg_params, health, *, state_sharding,
+                 batch_sharding, replicated_sharding) -> jax.stages.Compiled:
+  """The train step of `stage` with its finiteness record (`with_health`), compiled for these inputs:
+  `(state, batch, vgg_params, health) -> (state, metrics, health)` with explicit shardings; the state and
+  the health record are donated.
 
   The VGG19 parameters are an argument (replicated), not a closure, so they are not baked into the
-  compiled program as constants. `step_fn` may itself be jitted (a nested call XLA inlines): then a
-  `jax.eval_shape` of it, as `initial_health` makes, is traced once for both.
+  compiled program as constants. `state`, `batch`, `vgg_params` and `health` may be arrays or
+  `jax.ShapeDtypeStruct`s; only their shapes and dtypes are used.
   """
-  fn = with_health(functools.partial(step_fn, **static))
-  return jax.jit(fn, in_shardings=(state_sharding, batch_sharding, replicated_sharding, replicated_sharding),
-                 out_shardings=(state_sharding, replicated_sharding, replicated_sharding),
-                 donate_argnums=(0, 3))
+  jitted = jax.jit(_step_with_health, static_argnums=(4, 5),
+                   in_shardings=(state_sharding, batch_sharding, replicated_sharding, replicated_sharding),
+                   out_shardings=(state_sharding, replicated_sharding, replicated_sharding),
+                   donate_argnums=(0, 3))
+  return jitted.lower(state, batch, vgg_params, health, stage, spec).compile()

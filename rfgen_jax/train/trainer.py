@@ -14,7 +14,6 @@ process 0.
 from __future__ import annotations
 
 import collections
-import functools
 import itertools
 import os
 import time
@@ -90,9 +89,7 @@ class Trainer:
     self.vgg_params = jax.device_put(vgg_params, self.replicated)
 
     # ------------------------------------------------------------ state, created sharded
-    init_fn = functools.partial(state_lib.init_state, config, generator=self.generator,
-                                discriminator=self.discriminator)
-    abstract = jax.eval_shape(init_fn, jax.random.PRNGKey(0))
+    abstract = state_lib.abstract_state(config, self.generator, self.discriminator)
     self.state_sharding = jax.tree.map(lambda _: self.replicated, abstract)
     self.checkpointer = checkpointing.Checkpointer(workdir, config)
     latest = self.checkpointer.latest_step()
@@ -101,23 +98,16 @@ class Trainer:
       self.state = self.checkpointer.restore(latest, target, config, self.train_iter)
       logging.info("Resuming from step %d.", latest)
     else:
-      self.state = jax.jit(init_fn, out_shardings=self.state_sharding)(
-          jax.random.PRNGKey(config.train.seed))
+      self.state = state_lib.create_state(config, jax.random.PRNGKey(config.train.seed), self.generator,
+                                          self.discriminator, self.state_sharding)
     self.last_saved = latest
 
     # ------------------------------------------------------------ steps
-    # Jitted on their own too: `_init_health` traces them for their metric shapes, and the train steps
-    # built on them below reuse that trace (jit's trace cache) instead of tracing the model again.
-    # Per device under `jax.shard_map` when train.grad_reduction = "fixed_order" (steps.for_mesh).
-    self._flow_fn = jax.jit(steps.for_mesh(functools.partial(
-        steps.flow_step, config=config, generator=self.generator, vgg=self.vgg), config, self.mesh))
-    self._full_fn = jax.jit(steps.for_mesh(functools.partial(
-        steps.full_step, config=config, generator=self.generator, discriminator=self.discriminator,
-        vgg=self.vgg), config, self.mesh))
-    jit = functools.partial(steps.jit_step, state_sharding=self.state_sharding,
-                            batch_sharding=self.batch_sharding, replicated_sharding=self.replicated)
-    self.flow_step = jit(self._flow_fn)
-    self.full_step = jit(self._full_fn)
+    # Traced (for their metric shapes, `_init_health`) and compiled (`compile_steps`) only for the stages a
+    # run trains; `steps.StepSpec` makes an equal config reuse the trace of an earlier trainer in this
+    # process. Per device under `jax.shard_map` when train.grad_reduction = "fixed_order" (steps.for_mesh).
+    self.step_spec = steps.StepSpec.create(config, self.generator, self.discriminator, self.vgg, self.mesh)
+    self.train_steps = {}   # {stage: its compiled step (steps.compile_step)}
     self.generate = inference.make_generate(self.generator, self.replicated, self.batch_sharding)
     self._sample_batch = None
     self.health = {}        # {stage: its on-device finiteness record (steps.with_health)}, as trained
@@ -129,8 +119,8 @@ class Trainer:
     warm-up, or resumes in stage 2, never calls the other step."""
     for stage in stages:
       if stage not in self.health:
-        fn = self._flow_fn if stage == 1 else self._full_fn
-        self.health[stage] = steps.initial_health(fn, self.state, batch, self.vgg_params, self.replicated)
+        self.health[stage] = steps.initial_health(stage, self.step_spec, self.state, batch, self.vgg_params,
+                                                  self.replicated)
 
   # -------------------------------------------------------------- samples
   def sample_batch(self) -> dict:
@@ -179,13 +169,14 @@ class Trainer:
     Each process compiles a step on its own, and one may find it in the persistent compilation cache while
     another compiles for a minute; the first collective of the step (gloo's on CPU hosts, which gives up
     after 30 s) must not start before every process is ready, so they meet at `multihost.barrier` first.
-    The compiled executables replace the jitted functions (no second compilation at the first call).
+    The compiled executables go into `self.train_steps` (no compilation at the first call).
     """
     for stage in stages:
-      name = "flow_step" if stage == 1 else "full_step"
-      fn = getattr(self, name)
-      if hasattr(fn, "lower"):      # still the jitted function: compile it
-        setattr(self, name, fn.lower(self.state, batch, self.vgg_params, self.health[stage]).compile())
+      if stage not in self.train_steps:
+        self.train_steps[stage] = steps.compile_step(
+            stage, self.step_spec, self.state, batch, self.vgg_params, self.health[stage],
+            state_sharding=self.state_sharding, batch_sharding=self.batch_sharding,
+            replicated_sharding=self.replicated)
     multihost.barrier("train steps compiled")
 
   def run(self) -> None:
@@ -222,9 +213,8 @@ class Trainer:
         while len(in_flight) >= _MAX_IN_FLIGHT:
           jax.block_until_ready(in_flight.popleft())
         with jax.profiler.StepTraceAnnotation("train", step_num=step):
-          step_fn = self.flow_step if stage == 1 else self.full_step
-          self.state, metrics, self.health[stage] = step_fn(self.state, batch, self.vgg_params,
-                                                            self.health[stage])
+          self.state, metrics, self.health[stage] = self.train_steps[stage](
+              self.state, batch, self.vgg_params, self.health[stage])
         in_flight.append(metrics)
         done = step + 1
         preempted = watch.reached(done)
