@@ -54,8 +54,8 @@ def tiny_train_setup():
 
 # The longest files (cold, measured on the 2-core VM: the two-process run 155 s, the main job's runs
 # 107 s, the 8-device reduction 59 s, the evaluators 60 s, ...) are collected first, so that pytest-xdist
-# (`--dist loadfile`, with `--no-loadscope-reorder` in pytest.ini) hands them out first and the short
-# files fill the gaps around them. xdist's default order (most tests first) started the two-process file,
+# (`--dist loadfile`; its reordering by test count is turned off in `pytest_configure`, as
+# `--no-loadscope-reorder` would) hands them out first and the short files fill the gaps around them. xdist's default order (most tests first) started the two-process file,
 # which has one default test, last: one worker idled while the other ran it for minutes.
 _LONGEST_FIRST = ("test_multiprocess.py", "test_main.py", "test_evaluators.py", "test_reduction.py",
                   "test_overfit.py", "test_train.py", "test_model_options.py", "test_entry_points.py")
@@ -64,3 +64,8 @@ _LONGEST_FIRST = ("test_multiprocess.py", "test_main.py", "test_evaluators.py", 
 def pytest_collection_modifyitems(items):
   rank = {name: i for i, name in enumerate(_LONGEST_FIRST)}
   items.sort(key=lambda item: rank.get(item.path.name, len(rank)))   # stable: files stay contiguous
+
+
+def pytest_configure(config):
+  if hasattr(config.option, "loadscopereorder"):   # pytest-xdist is loaded (not with `-p no:xdist`)
+    config.option.loadscopereorder = False

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import textwrap
 
+import jax
+import numpy as np
 import pytest
 
 from rfgen_jax import config_utils
@@ -44,11 +46,15 @@ SCRIPT = textwrap.dedent("""
 
     # One flow-warm-up step on 8 devices: per device with the fixed-order mean, and jitted on global
     # arrays with XLA's all-reduce; the same mean up to float rounding.
+    # The initial state of the tiny model, made by the test process (`tiny_train_setup`, whose init is
+    # compiled once per test session) and replicated here.
     config = tiny_config()
     gen, disc = models.build_generator(config), models.build_discriminator(config)
     vgg, vgg_params = vgg19.load_vgg19(config)
     rep = sharding.replicated(mesh)
-    state = state_lib.create_state(config, jax.random.PRNGKey(0), gen, disc, rep)
+    saved = np.load({state_path!r})
+    treedef = jax.tree.structure(state_lib.abstract_state(config, gen, disc))
+    state = jax.device_put(jax.tree.unflatten(treedef, [saved[f"leaf{{i}}"] for i in range(len(saved.files))]), rep)
     batch = sharding.to_global_batch(random_batch(config, 8, seed=1), mesh)
     vgg_params = jax.device_put(vgg_params, rep)
     part = functools.partial(steps.flow_step, config=config, generator=gen, vgg=vgg)
@@ -71,10 +77,14 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_fixed_order_mean_and_step_on_8_devices():
+def test_fixed_order_mean_and_step_on_8_devices(tiny_train_setup, tmp_path):
+  config, _, _, _, _, state = tiny_train_setup
+  assert config.data.pose_channels == 18      # the model of `tiny_config()`, which the script builds
+  state_path = str(tmp_path / "state.npz")
+  np.savez(state_path, **{f"leaf{i}": np.asarray(leaf) for i, leaf in enumerate(jax.tree.leaves(state))})
   env = dict(os.environ, JAX_PLATFORMS="cpu",
              XLA_FLAGS=os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8")
-  result = subprocess.run([sys.executable, "-c", SCRIPT.format(root=ROOT)], cwd=ROOT, env=env,
+  result = subprocess.run([sys.executable, "-c", SCRIPT.format(root=ROOT, state_path=state_path)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
   assert "REDUCTION_OK" in result.stdout, result.stdout[-3000:] + result.stderr[-6000:]
 
