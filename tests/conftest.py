@@ -52,6 +52,39 @@ def tiny_train_setup():
   return config, gen, disc, vgg, vgg_params, state
 
 
+
+@pytest.fixture(scope="session")
+def tiny_train_step(tiny_train_setup):
+  """`step(stage, state, host_batch) -> (new_state, metrics)`: one train step of the tiny model as the
+  trainer runs it: `steps.compile_step` on the 1-device mesh of `train.mesh_shape` (fixed-order gradient
+  mean, the on-device finiteness record), compiled once per stage and session. These are the programs the
+  tiny trainer runs of tests/test_main.py compile, so the two share the compilation cache (and, in one
+  worker, the trace). `state` is copied to the devices first (the compiled step donates its input), so the
+  caller's state stays valid."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from rfgen_jax.train import sharding, steps  # pylint: disable=g-import-not-at-top
+  config, gen, disc, vgg, vgg_params, _ = tiny_train_setup
+  mesh = sharding.make_mesh(config.train.mesh_shape)
+  replicated = sharding.replicated(mesh)
+  spec = steps.StepSpec.create(config, gen, disc, vgg, mesh)
+  vgg_params = jax.device_put(vgg_params, replicated)
+  compiled = {}     # {stage: [compiled step, its current health record]}
+
+  def step(stage, state, host_batch):
+    state_sharding = jax.tree.map(lambda _: replicated, state)
+    state = jax.device_put(jax.device_get(state), state_sharding)      # fresh buffers, donated below
+    batch = sharding.to_global_batch({key: host_batch[key] for key in steps.BATCH_KEYS}, mesh)
+    if stage not in compiled:
+      health = steps.initial_health(stage, spec, state, batch, vgg_params, replicated)
+      compiled[stage] = [steps.compile_step(stage, spec, state, batch, vgg_params, health,
+                                            state_sharding=state_sharding,
+                                            batch_sharding=sharding.data_sharded(mesh),
+                                            replicated_sharding=replicated), health]
+    fn, health = compiled[stage]
+    new_state, metrics, compiled[stage][1] = fn(state, batch, vgg_params, health)
+    return new_state, metrics
+  return step
+
 # The longest files (cold, measured on the 2-core VM: the two-process run 155 s, the main job's runs
 # 107 s, the 8-device reduction 59 s, the evaluators 60 s, ...) are collected first, so that pytest-xdist
 # (`--dist loadfile`; its reordering by test count is turned off in `pytest_configure`, as

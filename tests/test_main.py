@@ -16,7 +16,7 @@ from PIL import Image
 import pytest
 
 from rfgen_jax import config_utils, models
-from rfgen_jax.train import checkpointing, sharding, state as state_lib, steps, trainer
+from rfgen_jax.train import checkpointing, state as state_lib, steps, trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -108,7 +108,7 @@ def test_non_finite_loss_stops_and_keeps_checkpoint(tmp_path, data_root, monkeyp
     host = next(self.train_iter)
     if len(calls) >= 3:
       host = dict(host, target_image=np.full_like(host["target_image"], np.nan))
-    return sharding.to_global_batch(host, self.mesh)
+    return self.device_batch(host)
 
   monkeypatch.setattr(trainer.Trainer, "next_batch", poisoned_batch)
   with pytest.raises(trainer.NonFiniteLossError, match=r"step 3.*loss/gen_total"):

@@ -1,22 +1,18 @@
 """The model learns: one fixed batch overfitted by both stages with the real step functions.
 
-`rfgen_jax.train.steps.flow_step` (stage 1) and `full_step` (stage 2), jitted as in `test_train.py` (same
-shapes, so the compiled programs are shared through the compilation cache), train the tiny synthetic
-model (32x32, width 0.125, batch 2, K = 2, lr 1e-3, random-weight VGG19) on one batch whose sources are
-the target shifted by 2 pixels (a flow that explains the target exists). Stage 2 continues from stage 1,
+`rfgen_jax.train.steps.flow_step` (stage 1) and `full_step` (stage 2), compiled as the trainer compiles
+them (conftest's `tiny_train_step`: the programs of the tiny trainer runs, shared through the
+compilation cache), train the tiny synthetic model (32x32, width 0.125, batch 2, K = 2, lr 1e-3,
+random-weight VGG19) on one batch whose sources are the target shifted by 2 pixels (a flow that explains the target exists). Stage 2 continues from stage 1,
 as in training. Measured with the defaults (GFLA's orthogonal init with gain 0.02, no norm before the
 output conv; CPU, this seed, `pytest -s` prints the curves): L_flow 0.230 -> 0.075 after 30 stage-1 steps
 (3.1x); L1 0.565 -> 0.373 and the reconstruction part of the stage-2 generator loss (every term but the
 adversarial one) 2.97 -> 1.96 after 80 stage-2 steps (1.5x each; the small init makes the first steps
 slow: with `model.init=lecun` L1 falls 5x in the same steps). The asserted factors leave a margin below.
 """
-import functools
-
-import jax
 import numpy as np
 from scipy import ndimage
 
-from rfgen_jax.train import steps
 
 STAGE1_STEPS, STAGE1_FACTOR = 30, 2.0   # L_flow = λ_cor L_cor + λ_reg L_reg falls at least 2x
 STAGE2_STEPS, STAGE2_FACTOR = 80, 1.3   # L1 and the generator's reconstruction loss fall at least 1.3x
@@ -39,16 +35,13 @@ def fixed_batch(config, batch_size=2, seed=0):
   }
 
 
-def test_both_stages_overfit_a_fixed_batch(tiny_train_setup):
-  config, gen, disc, vgg, vgg_params, state = tiny_train_setup
+def test_both_stages_overfit_a_fixed_batch(tiny_train_setup, tiny_train_step):
+  config, _, _, _, _, state = tiny_train_setup
   batch = fixed_batch(config)
-  flow = jax.jit(functools.partial(steps.flow_step, config=config, generator=gen, vgg=vgg))
-  full = jax.jit(functools.partial(steps.full_step, config=config, generator=gen, discriminator=disc,
-                                   vgg=vgg))
 
   stage1 = []
   for _ in range(STAGE1_STEPS):
-    state, metrics = flow(state, batch, vgg_params)
+    state, metrics = tiny_train_step(1, state, batch)
     stage1.append(float(metrics["loss/flow_total"]))
   print("stage 1 L_flow", np.round(stage1, 4).tolist())
   assert np.all(np.isfinite(stage1)), stage1
@@ -56,7 +49,7 @@ def test_both_stages_overfit_a_fixed_batch(tiny_train_setup):
 
   l1, reconstruction = [], []
   for _ in range(STAGE2_STEPS):
-    state, metrics = full(state, batch, vgg_params)
+    state, metrics = tiny_train_step(2, state, batch)
     m = {k: float(v) for k, v in metrics.items()}
     l1.append(m["loss/l1"])
     reconstruction.append(m["loss/gen_total"] - config.losses.adversarial * m["loss/gen_adversarial"])

@@ -53,26 +53,26 @@ def _raw_steps():
           functools.partial(steps.full_step, config=config, generator=gen, discriminator=disc, vgg=vgg))
 
 
-@functools.lru_cache(maxsize=None)
-def _jitted_steps():
-  """Both steps jitted once (no donation), shared by the tests of this file."""
-  return tuple(jax.jit(fn) for fn in _raw_steps())
+@pytest.fixture(scope="module")
+def one_step(tiny_train_setup, tiny_train_step):
+  """`one_step(stage)`: (state before, state after, metrics) of one step of `stage` from the initial state,
+  the step compiled as the trainer compiles it (conftest's `tiny_train_step`), computed once per stage."""
+  config, _, _, _, _, state = tiny_train_setup
+  results = {}
 
-
-@functools.lru_cache(maxsize=None)
-def _one_step(stage):
-  """(state before, state after, metrics) of one step of `stage` from the initial state."""
-  config, _, _, _, vgg_params, state = _setup()
-  new_state, metrics = _jitted_steps()[stage - 1](state, random_batch(config, 2), vgg_params)
-  return state, new_state, metrics
+  def run(stage):
+    if stage not in results:
+      results[stage] = (state,) + tiny_train_step(stage, state, random_batch(config, 2))
+    return results[stage]
+  return run
 
 
 def _changed(before, after):
   return jax.tree.map(lambda a, b: bool(np.any(np.asarray(a) != np.asarray(b))), before, after)
 
 
-def test_stage1_updates_only_flow_estimator():
-  state, new_state, metrics = _one_step(1)
+def test_stage1_updates_only_flow_estimator(one_step):
+  state, new_state, metrics = one_step(1)
   assert int(new_state.step) == 1
   assert np.isfinite(float(metrics["loss/flow_total"])) and float(metrics["loss/correctness"]) > 0
   changed = _changed(state.gen_params, new_state.gen_params)
@@ -83,8 +83,8 @@ def test_stage1_updates_only_flow_estimator():
   assert not any(jax.tree.leaves(_changed(state.disc_params, new_state.disc_params)))
 
 
-def test_stage2_updates_generator_and_discriminator():
-  state, new_state, metrics = _one_step(2)
+def test_stage2_updates_generator_and_discriminator(one_step):
+  state, new_state, metrics = one_step(2)
   for name in ("loss/l1", "loss/perceptual", "loss/style", "loss/correctness", "loss/gen_adversarial",
                "loss/disc"):
     assert np.isfinite(float(metrics[name])), name
@@ -95,13 +95,13 @@ def test_stage2_updates_generator_and_discriminator():
   assert not any(jax.tree.leaves(_changed(state.flow_opt_state, new_state.flow_opt_state)))
 
 
-def test_ema_of_the_generator_follows_the_ramped_decay():
+def test_ema_of_the_generator_follows_the_ramped_decay(one_step):
   """Both steps update ema_params = d * ema + (1 - d) * new params, d = min(ema_decay, (1+t)/(10+t))."""
   config = tiny_config()
   assert config.train.ema_decay == 0.999
   d = min(0.999, 1.0 / 10.0)                # the first update (t = 0)
   for stage in (1, 2):
-    state, new_state, _ = _one_step(stage)
+    state, new_state, _ = one_step(stage)
     for e0, p1, e1 in zip(jax.tree.leaves(state.ema_params), jax.tree.leaves(new_state.gen_params),
                           jax.tree.leaves(new_state.ema_params)):
       expected = d * np.asarray(e0, np.float64) + (1 - d) * np.asarray(p1, np.float64)

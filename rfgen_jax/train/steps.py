@@ -30,6 +30,11 @@ from rfgen_jax.train import reduction, sharding
 from rfgen_jax.train.state import TrainState, make_optimizers, program_config, update_ema
 
 
+# What the steps read of a batch (NHWC float32 in [-1, 1] images, pose maps): the trainer puts only these
+# on the devices (the pipeline's keypoints and `valid` flags stay on the host).
+BATCH_KEYS = ("source_images", "source_poses", "target_image", "target_pose")
+
+
 def vgg_taps(config) -> tuple[str, ...]:
   """Every VGG19 tap the losses read."""
   c = config.losses

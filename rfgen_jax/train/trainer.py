@@ -156,7 +156,11 @@ class Trainer:
   # -------------------------------------------------------------- loop
   def next_batch(self) -> dict:
     """The next global batch, put on the devices (this process's rows; the copy runs asynchronously)."""
-    return sharding.to_global_batch(next(self.train_iter), self.mesh)
+    return self.device_batch(next(self.train_iter))
+
+  def device_batch(self, host: dict) -> dict:
+    """The `steps.BATCH_KEYS` of this process's rows `host`, as global arrays on the mesh."""
+    return sharding.to_global_batch({key: host[key] for key in steps.BATCH_KEYS}, self.mesh)
 
   def check_health(self) -> None:
     """Reads the trained stages' finiteness records (blocks until the dispatched steps are done)."""
