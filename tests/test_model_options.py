@@ -31,6 +31,12 @@ def _init(config, k=2):
   return gen, jax.jit(gen.init)(jax.random.key(0, impl="rbg"), *models.example_inputs(config, 1, k))
 
 
+@pytest.fixture(scope="module")
+def lecun_init():
+  """(generator, variables) of `_config(init="lecun")`, initialised once for the tests that read it."""
+  return _init(_config(init="lecun"))
+
+
 def _param_shapes(config, k=2):
   """The generator's parameter tree as shapes (`jax.eval_shape`: traced, not compiled)."""
   gen = models.build_generator(config)
@@ -71,8 +77,8 @@ def test_orthogonal_init_is_torchs_orthogonal_with_gain_002():
   np.testing.assert_allclose(w @ w.T, 0.02 ** 2 * np.eye(8), atol=1e-9)
 
 
-def test_lecun_init_keeps_the_small_flow_heads():
-  _, variables = _init(_config(init="lecun"))
+def test_lecun_init_keeps_the_small_flow_heads(lecun_init):
+  _, variables = lecun_init
   p = variables["params"]["flow_estimator"]
   assert np.asarray(p["flow_8"]["kernel"]).std() < 1e-2
   assert np.asarray(p["encoder_0"]["conv"]["kernel"]).std() > 1e-2
@@ -117,9 +123,9 @@ def test_attention_activation_sigmoid_then_softmax():
         {}, target, feats, flows, occ, logits)
 
 
-def test_conv_impl_auto_and_xla_give_the_same_generator():
+def test_conv_impl_auto_and_xla_give_the_same_generator(lecun_init):
   config = _config(init="lecun")
-  gen_auto, variables = _init(config)
+  gen_auto, variables = lecun_init
   config.model.conv_impl = "xla"
   gen_xla = models.build_generator(config)
   rng = np.random.default_rng(0)
