@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 from rfgen_jax import config_utils, data, models
+from rfgen_jax.tools import compare_runs
 from rfgen_jax.train import checkpointing, preemption, state as state_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -175,7 +176,7 @@ RTOL = ATOL = 1e-6
 def _assert_same_run(config, single, multi, total, loss_tag):
   """The runs in `single` and `multi` logged the same losses and gradient norms at every step (each once),
   end with the same parameters and evaluation metrics, and wrote sample grids."""
-  one_scalars, two_scalars = _scalars(single), _scalars(multi)
+  one_scalars, two_scalars = compare_runs.read_scalars(single), compare_runs.read_scalars(multi)
   assert set(two_scalars) == set(one_scalars) and loss_tag in one_scalars, sorted(two_scalars)
   assert sorted(set().union(*one_scalars.values())) == list(range(1, total + 1))      # every step logged
   for tag, by_step in one_scalars.items():
@@ -216,15 +217,3 @@ def test_two_processes_equal_one_process(tmp_path):
   single, multi, saved = _run_single_then_preempted_pair(tmp_path, config, _flags, "stage 2")
   assert 2 < saved[-1] < TOTAL, saved       # a stage-2 step both processes agreed on
   _assert_same_run(config, single, multi, TOTAL, "loss/l1")
-
-
-def _scalars(workdir):
-  """{tag: {step: value}} of the run's TensorBoard losses and gradient norms (all event files)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top  (clu's writer needs it already)
-  out = {}
-  for path in sorted(glob.glob(os.path.join(workdir, "events.out.tfevents.*"))):
-    for event in tf.compat.v1.train.summary_iterator(path):
-      for value in event.summary.value:
-        if value.tag.startswith(("loss/", "grad_norm/")):
-          out.setdefault(value.tag, {})[event.step] = float(tf.make_ndarray(value.tensor))
-  return out
