@@ -35,9 +35,15 @@ class RunError(ValueError):
 
 def read_scalars(workdir: str, prefixes: Sequence[str] = DEFAULT_PREFIXES) -> dict[str, dict[int, float]]:
   """{tag: {step: value}} of the scalars in every event file of `workdir` whose tag starts with one of
-  `prefixes` (files in name order, so a later write of a (tag, step) wins, as TensorBoard shows it)."""
+  `prefixes` (files in name order, so a later write of a (tag, step) wins, as TensorBoard shows it).
+
+  Raises:
+    RunError: `workdir` holds no event file.
+  """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top  (clu's writers need it already)
   paths = sorted(glob.glob(os.path.join(workdir, "events.out.tfevents.*")))
+  if not paths:
+    raise RunError(f"{workdir}: no TensorBoard event files (events.out.tfevents.*); is it a run's workdir?")
   out: dict[str, dict[int, float]] = {}
   for path in paths:
     for event in tf.compat.v1.train.summary_iterator(path):
@@ -113,8 +119,6 @@ def compare(workdir_a: str, workdir_b: str, rtol: float = 0.0,
   for workdir in (workdir_a, workdir_b):
     if not os.path.isdir(workdir):
       raise RunError(f"{workdir}: no such workdir")
-    if not glob.glob(os.path.join(workdir, "events.out.tfevents.*")):
-      raise RunError(f"{workdir}: no TensorBoard event files (events.out.tfevents.*); is it a run's workdir?")
     found = read_scalars(workdir, prefixes)
     if not found:
       raise RunError(f"{workdir}: no logged scalar whose tag starts with {', '.join(prefixes)} "
