@@ -38,6 +38,21 @@ def _oracle(app, images_uint8, poses, target):
   return visualize.to_uint8(inference.generate(s.generator, s.params, batch)[0])
 
 
+def assert_same_image(got: np.ndarray, want: np.ndarray):
+  """The app's image against `_oracle`'s, up to float rounding: at most one uint8 level anywhere, and
+  on at most 1% of the values (mean absolute difference <= 0.01 level).
+
+  The two are different compiled programs (the app's session batch vs inference.generate's), and XLA
+  does not promise two programs the same rounding: batch shape, fusion and the CPU's vector width
+  change it, so on one host they agree to the bit and on another (AVX-512) one value of 3,072 differs
+  by one level. A wrong input or pose changes whole regions by many levels.
+  """
+  assert got.shape == want.shape and got.dtype == want.dtype == np.uint8
+  diff = np.abs(got.astype(np.int16) - want.astype(np.int16))
+  assert diff.max() <= 1, f"differ by up to {diff.max()} levels at {np.argwhere(diff > 1)[:5].tolist()}"
+  assert diff.mean() <= 0.01, f"{np.count_nonzero(diff)} of {diff.size} values differ (mean {diff.mean():.4f})"
+
+
 def test_pose_text_round_trip_and_errors():
   pose = np.array([[1.0, 2.0], [-1.0, -1.0], [3.25, 4.0]])
   text = app_lib.pose_to_text(pose)
@@ -78,7 +93,7 @@ def test_generate_matches_the_generator_and_moving_a_joint_changes_it(people):
   f = app.display_factor()
   assert image.shape == (32 * f, 32 * f, 3) and image.dtype == np.uint8
   target_pose = app_lib.text_to_pose(text, "keypoints", 18)
-  np.testing.assert_array_equal(image[::f, ::f], _oracle(app, images, poses, target_pose))
+  assert_same_image(image[::f, ::f], _oracle(app, images, poses, target_pose))
   assert "K = 2" in status
   # Gallery: K sources x 3 levels x (flow, occlusion, attention), captioned.
   levels = tuple(app.session.config.model.levels)
@@ -90,7 +105,7 @@ def test_generate_matches_the_generator_and_moving_a_joint_changes_it(people):
   moved[j] = [moved[j][0] + 6, moved[j][1] + 5]
   image2, _, _ = app.generate(images, poses, json.dumps(moved))
   assert not np.array_equal(image, image2)
-  np.testing.assert_array_equal(image2[::f, ::f], _oracle(app, images, poses, np.asarray(moved, np.float32)))
+  assert_same_image(image2[::f, ::f], _oracle(app, images, poses, np.asarray(moved, np.float32)))
 
 
 @pytest.mark.parametrize("k", [1, 3])
@@ -103,7 +118,7 @@ def test_any_k(people, k):
   image, gallery, _ = app.generate(images, poses, text)
   assert len(gallery) == k * len(tuple(app.session.config.model.levels)) * 3
   f = app.display_factor()
-  np.testing.assert_array_equal(image[::f, ::f], _oracle(app, images, poses, app_lib.text_to_pose(text, "keypoints", 18)))
+  assert_same_image(image[::f, ::f], _oracle(app, images, poses, app_lib.text_to_pose(text, "keypoints", 18)))
 
 
 def test_user_errors_are_sentences(people):
@@ -116,8 +131,6 @@ def test_user_errors_are_sentences(people):
     app.test_tuple(0, 0)
   with pytest.raises(app_lib.UserError, match="does not exist"):
     app.test_tuple(10_000, 2)
-  with pytest.raises(app_lib.UserError, match="keypoints"):
-    app.sources_from_upload(["a.png"], None)
   for exc in (app_lib.UserError("x is wrong."), KeyError("no such entry"), RuntimeError("boom")):
     text = app_lib.describe(exc)
     assert "Traceback" not in text and text and "\n" not in text
@@ -144,6 +157,63 @@ def test_upload_with_annotation_file(people, tmp_path):
     app.sources_from_upload([str(tmp_path / "other.png")], str(csv))
 
 
+def test_upload_that_is_not_an_image_is_named_before_keypoints(people, tmp_path):
+  """The upload's own problem comes first: a file that is not an image is named as such whether or not
+  keypoints came with it (and before detection runs); a real photo without keypoints asks for them."""
+  app = people
+  not_image = tmp_path / "notes.png"
+  not_image.write_text("not a picture")
+  photo = tmp_path / "me.png"
+  Image.fromarray(np.zeros((40, 20, 3), np.uint8)).save(photo)
+  never_run = tmp_path / "never_run_python"
+  never_run.write_text("#!/bin/sh\ntouch \"$(dirname \"$0\")/ran\"\nexit 1\n")
+  never_run.chmod(0o755)
+  detecting = app_lib.App(app.session, keypoints_python=str(never_run))
+  for call in (lambda: app.sources_from_upload([str(photo), str(not_image)], None),
+               lambda: app.sources_from_upload([str(not_image)], str(tmp_path / "kp.csv")),
+               lambda: detecting.sources_from_upload([str(not_image)], None, detect=True)):
+    with pytest.raises(app_lib.UserError, match="'notes.png' is not an image that can be read") as e:
+      call()
+    assert "keypoints" not in str(e.value) and "\n" not in str(e.value)
+  assert not (tmp_path / "ran").exists()
+  with pytest.raises(app_lib.UserError, match="Uploaded photos need keypoints"):
+    app.sources_from_upload([str(photo)], None)
+
+
+def test_busy_port_is_one_sentence_and_exit_status_2(tmp_path, capsys):
+  """A port another server listens on ends the command before the model is loaded (the workdir is not
+  even read): one line on stderr naming the port, exit status 2."""
+  import socket  # pylint: disable=import-outside-toplevel
+  with socket.socket() as busy:
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    assert app_lib.main(["--workdir", str(tmp_path / "no_run"), "--port", str(port)]) == 2
+  err = capsys.readouterr().err
+  assert f"Port {port} on 127.0.0.1 is in use" in err and "--port" in err
+  assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+  assert app_lib.main(["--workdir", str(tmp_path), "--port", "70000"]) == 2
+  assert "not a port number" in capsys.readouterr().err
+  assert app_lib.port_problem("127.0.0.1", port) is None       # free again once closed
+
+
+def test_pictures_are_whole_and_captioned_in_full():
+  """The page's pictures (source thumbnails, inner maps): each at an integer scale of its own size
+  (never cropped), with its whole caption (never cut)."""
+  image = np.zeros((64, 32, 3), np.uint8)
+  page = app_lib.pictures_html([image, image], ["0007_c2s1_000416_00.png", "b&c.png"], "thumbs")
+  assert page.count("<img ") == 2 and "width='64' height='128'" in page
+  assert ">0007_c2s1_000416_00.png</figcaption>" in page and ">b&amp;c.png</figcaption>" in page
+  levels = (8, 4, 2)
+  items = [(np.zeros((64, 32, 3), np.uint8), f"s{s} 1/{lv} {kind}") for s in (1, 2) for lv in levels
+           for kind in visualize.MAP_KINDS]
+  table = app_lib.maps_html(items, 2, levels)
+  assert table.count("<img ") == 18 and table.count("<tr>") == 4     # 2 header rows + a row per source
+  assert "level 1/8" in table and ">occlusion</th>" in table and ">source 2</th>" in table
+  assert "alt='s2 1/2 attention'" in table and "width='32' height='64'" in table
+  assert "<img " in app_lib.legend_html() and "hue = direction" in app_lib.legend_html()
+
+
 def test_camera_checkpoint_loads_and_generates_from_test_poses(tmp_path):
   workdir = str(tmp_path / "turntable_run")
   os.makedirs(workdir)
@@ -165,7 +235,8 @@ def test_build_ui(people):
   pytest.importorskip("gradio")
   demo = app_lib.build_ui(people)
   ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
-  assert {"generate", app_lib.POSE_BOX_ID, "output-image", "maps", "source-names"} <= ids
+  assert {"generate", app_lib.POSE_BOX_ID, "output-image", "maps-box", "sources-box", "source-names",
+          "k-number"} <= ids
 
 
 def test_landmark_checkpoint_loads_and_generates_from_test_poses(tmp_path):
@@ -194,8 +265,7 @@ def test_landmark_checkpoint_loads_and_generates_from_test_poses(tmp_path):
   images, poses = app.sources_from_test(names)
   image, gallery, _ = app.generate(images, poses, text)
   f = app.display_factor()
-  np.testing.assert_array_equal(image[::f, ::f],
-                                _oracle(app, images, poses, app_lib.text_to_pose(text, "landmarks", 68)))
+  assert_same_image(image[::f, ::f], _oracle(app, images, poses, app_lib.text_to_pose(text, "landmarks", 68)))
 
 
 def test_upload_with_detected_keypoints_runs_the_keypoints_environment(people, tmp_path):

@@ -19,17 +19,23 @@ Needs `pip install -r requirements-app.txt` (gradio). In the page:
    occlusion (white = not visible in that source) and the attention weight (white = 1; over the K
    sources they sum to 1) maps (`rfgen_jax.visualize.inner_maps`).
 
-Errors (a bad JSON pose, missing keypoints for an upload, K = 0) appear in the page as one sentence.
-The handlers are plain functions of `App` (tested without a browser in tests/test_app.py; the browser
-test, tests/test_app_browser.py, drags a joint in headless Chromium).
+The console prints the page's address once it is served. Errors (a bad JSON pose, a file that is not an
+image, missing keypoints for an upload, K = 0) appear in the page as one sentence; a port in use ends
+the command with one sentence and exit status 2. The handlers are plain functions of `App` (tested
+without a browser in tests/test_app.py); the page's pictures (source thumbnails, inner maps, the
+colour wheel) are HTML styled by app_page.css, and the editor's dragging is app_page.js (the browser
+test, tests/test_app_browser.py, runs the command and drags a joint in headless Chromium).
 """
 from __future__ import annotations
 
 import argparse
 import base64
+import errno
+import html
 import io
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -98,7 +104,7 @@ def editor_html(image: np.ndarray | None, pose: np.ndarray | None, image_size: t
   """The SVG pose editor: the image (dimmed) with a draggable circle per present joint and the limbs.
 
   Coordinates are the model's pixels (viewBox = W x H, pixel centres at integers, so a joint at
-  (y, x) is drawn at (x + 0.5, y + 0.5)); the page script (EDITOR_JS) moves circles and limbs while
+  (y, x) is drawn at (x + 0.5, y + 0.5)); the page script (app_page.js) moves circles and limbs while
   dragging and writes the pose box on release.
   """
   h, w = image_size
@@ -134,51 +140,67 @@ def editor_html(image: np.ndarray | None, pose: np.ndarray | None, image_size: t
   return "".join(parts)
 
 
-EDITOR_JS = """
-<script>
-(function () {
-  // Dragging joints of the pose editor (rfgen_jax/tools/app.py, editor_html). Event delegation on the
-  // document, so it keeps working when Gradio re-renders the editor's HTML.
-  let drag = null;
-  function svgPoint(svg, event) {
-    const pt = svg.createSVGPoint(); pt.x = event.clientX; pt.y = event.clientY;
-    return pt.matrixTransform(svg.getScreenCTM().inverse());
-  }
-  function poseBox() { return document.querySelector('#POSE_BOX_ID textarea, #POSE_BOX_ID input'); }
-  function move(circle, p) {
-    const svg = circle.ownerSVGElement, vb = svg.viewBox.baseVal;
-    const x = Math.min(Math.max(p.x, 0), vb.width - 1e-3), y = Math.min(Math.max(p.y, 0), vb.height - 1e-3);
-    circle.setAttribute('cx', x); circle.setAttribute('cy', y);
-    const j = circle.dataset.joint;
-    svg.querySelectorAll("line[data-a='" + j + "']").forEach(l => { l.setAttribute('x1', x); l.setAttribute('y1', y); });
-    svg.querySelectorAll("line[data-b='" + j + "']").forEach(l => { l.setAttribute('x2', x); l.setAttribute('y2', y); });
-  }
-  function commit(circle) {
-    const box = poseBox(); if (!box) return;
-    let pose; try { pose = JSON.parse(box.value); } catch (e) { return; }
-    const j = Number(circle.dataset.joint);
-    // The SVG draws pixel (y, x) at (x + 0.5, y + 0.5).
-    pose[j] = [Math.round((Number(circle.getAttribute('cy')) - 0.5) * 10) / 10,
-               Math.round((Number(circle.getAttribute('cx')) - 0.5) * 10) / 10];
-    box.value = JSON.stringify(pose);
-    box.dispatchEvent(new Event('input', { bubbles: true }));
-    box.dispatchEvent(new Event('change', { bubbles: true }));
-  }
-  document.addEventListener('pointerdown', function (e) {
-    const c = e.target.closest && e.target.closest('#EDITOR_ID circle.joint');
-    if (!c) return;
-    e.preventDefault(); drag = c; c.style.cursor = 'grabbing';
-  });
-  document.addEventListener('pointermove', function (e) {
-    if (!drag) return; e.preventDefault(); move(drag, svgPoint(drag.ownerSVGElement, e));
-  });
-  document.addEventListener('pointerup', function (e) {
-    if (!drag) return; const c = drag; drag = null; c.style.cursor = 'grab';
-    move(c, svgPoint(c.ownerSVGElement, e)); commit(c);
-  });
-})();
-</script>
-""".replace("POSE_BOX_ID", POSE_BOX_ID).replace("EDITOR_ID", EDITOR_ID)
+PAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+PAGE_JS = os.path.join(PAGE_DIR, "app_page.js")      # the editor's dragging (ids EDITOR_ID, POSE_BOX_ID)
+PAGE_CSS = os.path.join(PAGE_DIR, "app_page.css")    # the pictures drawn as HTML below, whole and captioned
+
+
+def page_head() -> str:
+  """The <script> of the page's <head>: app_page.js."""
+  with open(PAGE_JS, encoding="utf-8") as f:
+    return "<script>\n" + f.read() + "</script>\n"
+
+
+def page_css() -> str:
+  with open(PAGE_CSS, encoding="utf-8") as f:
+    return f.read()
+
+
+# ------------------------------------------------------------------------------------------ pictures
+def _img(image: np.ndarray, height: int, title: str = "") -> str:
+  """An <img> of `image` scaled (nearest, in the browser) by the integer factor that makes it at most
+  `height` pixels high (at least 1x)."""
+  h, w = np.shape(image)[:2]
+  f = max(1, height // h)
+  alt = html.escape(title, quote=True)
+  return (f"<img src='{_png_data_url(image)}' width='{w * f}' height='{h * f}' alt='{alt}' "
+          f"title='{alt}'/>")
+
+
+def pictures_html(images: Sequence[np.ndarray], captions: Sequence[str], elem_id: str,
+                  height: int = DISPLAY_HEIGHT // 2) -> str:
+  """Pictures side by side (wrapping), each whole with its caption under it (app_page.css)."""
+  figures = [f"<figure>{_img(im, height, c)}<figcaption>{html.escape(c)}</figcaption></figure>"
+             for im, c in zip(images, captions)]
+  return f"<div id='{elem_id}' class='rfgen-pictures'>{''.join(figures)}</div>"
+
+
+def maps_html(items: Sequence[tuple[np.ndarray, str]], num_sources: int, levels: Sequence[int],
+              height: int = DISPLAY_HEIGHT // 4) -> str:
+  """The inner maps (`App.map_gallery`'s items, source by source, level by level, kind by kind) as a
+  table: a row per source, a column group per level (coarse to fine) headed "1/<level>", a column per
+  kind; every picture whole, its full caption in its alt and title text."""
+  kinds = visualize.MAP_KINDS
+  head1 = "<th></th>" + "".join(f"<th colspan='{len(kinds)}' class='level-start'>level 1/{lv}</th>"
+                                for lv in levels)
+  head2 = "<th></th>" + "".join(f"<th{' class=level-start' if i == 0 else ''}>{kind}</th>"
+                                for _ in levels for i, kind in enumerate(kinds))
+  rows = []
+  per_source = len(levels) * len(kinds)
+  for s in range(num_sources):
+    cells = [f"<td{' class=level-start' if i % len(kinds) == 0 else ''}>{_img(im, height, caption)}</td>"
+             for i, (im, caption) in enumerate(items[s * per_source:(s + 1) * per_source])]
+    rows.append(f"<tr><th scope='row'>source {s + 1}</th>{''.join(cells)}</tr>")
+  return (f"<div id='maps' class='rfgen-maps-scroll'><table class='rfgen-maps'><thead><tr>{head1}</tr>"
+          f"<tr>{head2}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
+
+
+def legend_html() -> str:
+  """The flow colour wheel with its caption under it."""
+  wheel = visualize.resize_nearest(visualize.flow_wheel(33), (99, 99))
+  caption = "Flow colours: hue = direction, saturation = length (white: no motion)"
+  return (f"<div id='flow-wheel' class='rfgen-legend'><figure>{_img(wheel, 99, caption)}"
+          f"<figcaption>{caption}</figcaption></figure></div>")
 
 
 # ------------------------------------------------------------------------------------------ the app logic
@@ -251,6 +273,7 @@ class App:
     paths = [p for p in (image_paths or []) if p]
     if not paths:
       raise UserError("No source images uploaded (K = 0).")
+    images = [self._read_upload(p) for p in paths]     # a file that is not an image is named first
     if detect:
       keypoints_path = self.detect_keypoints(paths)
     if not keypoints_path:
@@ -260,7 +283,6 @@ class App:
                                       "requirements-keypoints.txt)."))
     try:
       table = generate_tool.read_keypoints_file(keypoints_path, self.num_points)
-      images = [generate_tool.read_image(p) for p in paths]
       kps = [generate_tool._lookup(table, p, os.path.basename(keypoints_path), "source image").keypoints  # pylint: disable=protected-access
              for p in paths]
       inputs = inference.prepare_inputs(self.session.config, images, kps, kps[0],
@@ -270,6 +292,16 @@ class App:
       raise UserError(e.args[0] if isinstance(e, KeyError) and e.args else str(e)) from None
     return ([session_lib.to_uint8(im) for im in inputs["source_images"][0]],
             list(inputs["source_keypoints"][0]))
+
+  @staticmethod
+  def _read_upload(path: str) -> np.ndarray:
+    """(H, W, 3) uint8 of an uploaded photo; UserError naming the file if it is not a readable image."""
+    from rfgen_jax.tools import generate as generate_tool  # pylint: disable=import-outside-toplevel
+    try:
+      return generate_tool.read_image(path)
+    except (FileNotFoundError, ValueError):
+      raise UserError(f"The uploaded file {os.path.basename(path)!r} is not an image that can be read: "
+                      "upload photos (PNG, JPEG, ...).") from None
 
   def detect_keypoints(self, paths: Sequence[str]) -> str:
     """Runs rfgen_jax.tools.pose_keypoints in the keypoints environment; returns the CSV path."""
@@ -314,9 +346,10 @@ class App:
 
   def map_gallery(self, out: dict) -> list[tuple[np.ndarray, str]]:
     """[(uint8 picture, caption "s<k> 1/<level> <kind>")]: per source, per level (coarse to fine): flow,
-    occlusion, attention, each resized (nearest) to an integer multiple of the image size."""
+    occlusion, attention, each resized (nearest) to an integer multiple of the image size (a quarter of
+    DISPLAY_HEIGHT high, or the image size when that is higher: a table of 9 x K fits the page)."""
     h, w = self.session.image_size
-    scale = max(1, DISPLAY_HEIGHT // (2 * h))
+    scale = max(1, DISPLAY_HEIGHT // (4 * h))
     maps = visualize.inner_maps(out, 0, (h * scale, w * scale))
     levels = tuple(self.session.config.model.levels)
     items = []
@@ -337,11 +370,12 @@ def describe(exc: BaseException) -> str:
 
 # ------------------------------------------------------------------------------------------ the page
 def build_ui(app: App):
-  """The Gradio Blocks of the page."""
+  """The Gradio Blocks of the page (style and script: `launch`)."""
   import gradio as gr  # pylint: disable=import-outside-toplevel
   names = app.test_names()
   kind = app.kind
   h, w = app.session.image_size
+  levels = tuple(app.session.config.model.levels)
   with gr.Blocks(title="rfgen_jax") as demo:
     gr.Markdown(f"### Multi-source pose-guided generation: {app.session.config.data.name} model, "
                 f"step {app.session.step}, {h}x{w}, pose kind {kind}")
@@ -351,7 +385,9 @@ def build_ui(app: App):
                         label="Sources from", elem_id="source-mode")
         with gr.Row():
           tuple_index = gr.Number(value=0, precision=0, label="Test tuple", elem_id="tuple-index")
-          k_number = gr.Number(value=int(app.session.config.data.num_sources), precision=0, minimum=1,
+          # No `minimum`: Gradio would reject K = 0 itself, with a pop-up and an "Error" badge on every
+          # output of the event; App.test_tuple answers with one sentence instead.
+          k_number = gr.Number(value=int(app.session.config.data.num_sources), precision=0,
                                label="K (sources)", elem_id="k-number")
           load_tuple = gr.Button("Load test tuple", elem_id="load-tuple")
         sources = gr.Dropdown(names, multiselect=True, label="Source images (test records; any K)",
@@ -362,7 +398,7 @@ def build_ui(app: App):
                                 label="Their keypoints (annotation CSV or JSON)", type="filepath")
         detect = gr.Checkbox(False, label="Detect keypoints (keypoints environment)", visible=False,
                              interactive=app.keypoints_python is not None)
-        source_gallery = gr.Gallery(label="Sources", columns=4, height=DISPLAY_HEIGHT // 2 + 40)
+        source_pictures = gr.HTML(pictures_html([], [], "source-thumbs"), elem_id="sources-box")
       with gr.Column():
         target_name = gr.Dropdown(names, label="Target pose from test record", elem_id="target-name")
         editor = gr.HTML(f"<div id='{EDITOR_ID}'><p>Choose a target pose.</p></div>",
@@ -372,31 +408,38 @@ def build_ui(app: App):
                               lines=2, elem_id=POSE_BOX_ID)
         generate = gr.Button("Generate", variant="primary", elem_id="generate")
       with gr.Column():
-        output = gr.Image(label="Generated", type="numpy", format="png", height=DISPLAY_HEIGHT,
-                          elem_id="output-image", interactive=False)
+        gr.Markdown("**Generated**")
+        output = gr.Image(show_label=False, type="numpy", format="png", height=DISPLAY_HEIGHT,
+                          elem_id="output-image", interactive=False, buttons=["download"])
         status = gr.Markdown("", elem_id="status")
-    legend = visualize.resize_nearest(visualize.flow_wheel(33), (99, 99))
+    gr.Markdown("**Inner maps** per source and fusion level (coarse to fine): flow, occlusion (white: not "
+                "visible in that source), attention (white: 1; over the sources they sum to 1)")
     with gr.Row():
-      with gr.Column(scale=1, min_width=140):
-        gr.Image(legend, label="Flow colour wheel (direction: hue, length: saturation)", height=130,
-                 interactive=False)
-      with gr.Column(scale=6):
-        maps = gr.Gallery(label="Inner maps: a row per source; per level (coarse to fine) flow | "
-                          "occlusion | attention", columns=3 * len(tuple(app.session.config.model.levels)),
-                          elem_id="maps", object_fit="contain")
+      with gr.Column(scale=1, min_width=150):
+        gr.HTML(legend_html(), elem_id="legend-box")
+      with gr.Column(scale=8):
+        maps = gr.HTML("<div id='maps'></div>", elem_id="maps-box")
 
-    def on_mode(m):
-      up = m == "Upload"
+    def on_mode(m, names_):
+      up = m == "Upload"     # the thumbnails show the mode's sources: the uploads once generated
       return (gr.update(visible=up), gr.update(visible=up), gr.update(visible=up),
-              gr.update(visible=not up))
+              gr.update(visible=not up), "", on_sources([] if up else names_))
 
-    mode.change(on_mode, mode, [uploads, keypoint_file, detect, sources])
+    def on_sources(names_):
+      try:
+        images, _ = app.sources_from_test(names_)
+        return pictures_html(images, names_, "source-thumbs")
+      except Exception:  # pylint: disable=broad-except  (the error is reported on Generate)
+        return pictures_html([], [], "source-thumbs")
+
+    mode.change(on_mode, [mode, sources], [uploads, keypoint_file, detect, sources, status, source_pictures])
+    sources.change(on_sources, sources, source_pictures)
 
     def on_load_tuple(i, k):
       try:
         src, tgt = app.test_tuple(i, k)
-        html, text = app.target_from_test(tgt)
-        return gr.update(value=src), gr.update(value=tgt), html, text, ""
+        html_, text = app.target_from_test(tgt)
+        return gr.update(value=src), gr.update(value=tgt), html_, text, ""
       except Exception as e:  # pylint: disable=broad-except  (shown in the page)
         return gr.update(), gr.update(), gr.update(), gr.update(), "**Error:** " + describe(e)
 
@@ -407,21 +450,12 @@ def build_ui(app: App):
       if not name:
         return gr.update(), gr.update(), ""
       try:
-        html, text = app.target_from_test(name)
-        return html, text, ""
+        html_, text = app.target_from_test(name)
+        return html_, text, ""
       except Exception as e:  # pylint: disable=broad-except
         return gr.update(), gr.update(), "**Error:** " + describe(e)
 
     target_name.input(on_target, target_name, [editor, pose_box, status])
-
-    def on_sources(names_):
-      try:
-        images, _ = app.sources_from_test(names_)
-        return [(im, n) for im, n in zip(images, names_)]
-      except Exception:  # pylint: disable=broad-except  (the error is reported on Generate)
-        return []
-
-    sources.change(on_sources, sources, source_gallery)
 
     def on_generate(m, names_, upload_files, kp_file, detect_, text):
       try:
@@ -429,26 +463,55 @@ def build_ui(app: App):
           paths = [f if isinstance(f, str) else getattr(f, "name", None) for f in (upload_files or [])]
           kp = kp_file if isinstance(kp_file, str) or kp_file is None else getattr(kp_file, "name", None)
           images, poses = app.sources_from_upload(paths, kp, bool(detect_))
+          shown = pictures_html(images, [os.path.basename(p) for p in paths if p], "source-thumbs")
         else:
           images, poses = app.sources_from_test(names_)
+          shown = gr.update()
         image, gallery, message = app.generate(images, poses, text)
-        return image, gallery, message
+        return image, maps_html(gallery, len(images), levels), message, shown
       except Exception as e:  # pylint: disable=broad-except  (shown in the page, never a traceback)
-        return gr.update(), gr.update(), "**Error:** " + describe(e)
+        return gr.update(), gr.update(), "**Error:** " + describe(e), gr.update()
 
     generate.click(on_generate, [mode, sources, uploads, keypoint_file, detect, pose_box],
-                   [output, maps, status])
+                   [output, maps, status, source_pictures])
     demo.load(on_load_tuple, [tuple_index, k_number], [sources, target_name, editor, pose_box, status])
   return demo
 
 
+def port_problem(host: str, port: int) -> str | None:
+  """Why the app cannot serve on host:port (one sentence), or None when it can."""
+  if not 1 <= port <= 65535:
+    return f"--port={port} is not a port number (1 to 65535)."
+  with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)    # as the server binds (TIME_WAIT is free)
+    try:
+      s.bind((host, port))
+    except socket.gaierror:
+      return f"--host={host} is not an address of this machine (e.g. 127.0.0.1, or 0.0.0.0 for all)."
+    except OSError as e:
+      if e.errno == errno.EADDRINUSE:
+        return (f"Port {port} on {host} is in use (another server is listening there): pass another "
+                "--port, or leave --port out to take the next free one from 7860.")
+      return f"Cannot serve on {host}:{port} ({e.strerror or e}): pass another --host or --port."
+  return None
+
+
 def launch(app: App, host: str = "127.0.0.1", port: int | None = None, share: bool = False,
-           prevent_thread_lock: bool = False):
-  """Builds and launches the page; returns the Gradio Blocks (with `prevent_thread_lock`, at once)."""
+           prevent_thread_lock: bool = False, announce=None):
+  """Builds and launches the page; returns the Gradio Blocks (with `prevent_thread_lock`, at once).
+
+  `announce(url)` is called with the page's local address (and again with the public one with
+  `share`) once the server is up; `main` prints it."""
   demo = build_ui(app)
   demo.queue(default_concurrency_limit=1)
-  demo.launch(server_name=host, server_port=port, share=share, head=EDITOR_JS,
-              prevent_thread_lock=prevent_thread_lock, show_error=False, quiet=True, ssr_mode=False)
+  demo.launch(server_name=host, server_port=port, share=share, head=page_head(), css=page_css(),
+              prevent_thread_lock=True, show_error=False, quiet=True, ssr_mode=False)
+  if announce is not None:
+    announce(demo.local_url)
+    if share and demo.share_url:
+      announce(demo.share_url)
+  if not prevent_thread_lock:
+    demo.block_thread()
   return demo
 
 
@@ -465,6 +528,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help="python of the keypoints environment (default: $RFGEN_KEYPOINTS_PYTHON or "
                            "~/.venvs/rfgen-keypoints/bin/python when present)")
   args = parser.parse_args(argv)
+  problem = port_problem(args.host, args.port) if args.port is not None else None
+  if problem:       # before the model is loaded: a busy port is known at once
+    print(f"error: {problem}", file=sys.stderr)
+    return 2
   try:
     import gradio  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
   except ImportError:
@@ -480,8 +547,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     message = e.args[0] if isinstance(e, KeyError) and e.args else e
     print(f"error: {message}", file=sys.stderr)
     return 2
-  print(f"Serving the app for {args.workdir} (step {session.step}); press Ctrl+C to stop.", flush=True)
-  launch(app, args.host, args.port, args.share)
+
+  def announce(url):
+    print(f"Serving {args.workdir} (step {session.step}) at {url}  (Ctrl+C stops it)", flush=True)
+
+  try:
+    launch(app, args.host, args.port, args.share, announce=announce)
+  except OSError as e:   # the port was taken between the check above and the launch
+    print(f"error: cannot serve on {args.host}:{args.port or 'a port from 7860'}: {e}", file=sys.stderr)
+    return 2
   return 0
 
 
