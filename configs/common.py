@@ -77,6 +77,11 @@ def novel_view_settings(c: ml_collections.ConfigDict, local: bool) -> None:
     runlocal(c)
 
 
+def _path_or_none():
+  """An unset file path that `--config.KEY=PATH` can set (a plain None field cannot be overridden)."""
+  return ml_collections.config_dict.placeholder(str)
+
+
 def get_base_config() -> ml_collections.ConfigDict:
   """The full key set with paper defaults (Market-1501 sizes). Data set configs override parts."""
   c = ml_collections.ConfigDict()
@@ -174,7 +179,7 @@ def get_base_config() -> ml_collections.ConfigDict:
 
   # ---------------------------------------------------------------- losses
   c.losses = ml_collections.ConfigDict()
-  c.losses.vgg19_weights = None     # path to the converted VGG19 file (see README)
+  c.losses.vgg19_weights = _path_or_none()  # path to the converted VGG19 file (see README)
   c.losses.allow_random_vgg = False # True: random-weight VGG19 if no file is given (warns; tests/demo)
   c.losses.vgg_input = "gfla"       # gfla: [-1, 1] images straight in (GFLA; its weights below assume it)
                                     # | imagenet: mapped to [0, 1] and ImageNet-normalised (torchvision)
@@ -244,10 +249,10 @@ def get_base_config() -> ml_collections.ConfigDict:
                                     # (the evaluated test targets)
   c.eval.test_pairs = "auto"        # auto: data.root's market-/fasion-pairs-test.csv when present (Table 1's
                                     # pairs); "": the seeded tuples; or a pairs CSV (evaluation/test_pairs.py)
-  c.eval.gfla_inception_weights = None  # converted torchvision inception_v3_google-*.pth (GFLA's FID, `fid`)
-  c.eval.inception_weights = None   # converted pytorch-fid pt_inception-2015-12-05 file (`fid_pytorch`)
-  c.eval.alexnet_weights = None     # converted torchvision AlexNet file (LPIPS backbone)
-  c.eval.lpips_heads = None         # converted LPIPS v0.1 linear heads
+  c.eval.gfla_inception_weights = _path_or_none()  # converted torchvision inception_v3_google-*.pth (GFLA's FID, `fid`)
+  c.eval.inception_weights = _path_or_none()  # converted pytorch-fid pt_inception-2015-12-05 file (`fid_pytorch`)
+  c.eval.alexnet_weights = _path_or_none()    # converted torchvision AlexNet file (LPIPS backbone)
+  c.eval.lpips_heads = _path_or_none()        # converted LPIPS v0.1 linear heads
   c.eval.mask_lpips = True          # Market-1501 metric: LPIPS inside the target's limb mask
   c.eval.num_sample_grids = 2       # batches drawn into samples_K{k}.png
   c.eval.use_ema = True             # eval with the generator's EMA parameters (False: the raw ones)

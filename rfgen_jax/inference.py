@@ -29,7 +29,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
-from rfgen_jax import models
+from rfgen_jax import errors, models
 from rfgen_jax.data import poses
 from rfgen_jax.data.pipeline import resize_example
 from rfgen_jax.train import checkpointing
@@ -38,8 +38,8 @@ from rfgen_jax.train import state as state_lib
 FIT_MODES = ("pad", "stretch")
 
 
-class NoCheckpointError(FileNotFoundError):
-  """The workdir holds no checkpoint (or not the requested step)."""
+class NoCheckpointError(errors.UserError, FileNotFoundError):
+  """The workdir holds no checkpoint (or not the requested step): a user error (`rfgen_jax/errors.py`)."""
 
 
 def _train_command(workdir: str) -> str:
@@ -155,13 +155,13 @@ def to_rgb_uint8(image: np.ndarray, name: str = "image") -> np.ndarray:
   """(h, w), (h, w, 1), (h, w, 3) or (h, w, 4) uint8 -> (h, w, 3) uint8 (alpha dropped)."""
   image = np.asarray(image)
   if image.dtype != np.uint8:
-    raise ValueError(f"{name}: expected a uint8 image, got dtype {image.dtype}.")
+    raise errors.BadInputError(f"{name}: expected a uint8 image, got dtype {image.dtype}.")
   if image.ndim == 2:
     image = image[..., None]
   if image.ndim != 3 or image.shape[-1] not in (1, 3, 4):
-    raise ValueError(f"{name}: expected an (H, W, 3) image, got shape {image.shape}.")
+    raise errors.BadInputError(f"{name}: expected an (H, W, 3) image, got shape {image.shape}.")
   if image.shape[0] < 2 or image.shape[1] < 2:
-    raise ValueError(f"{name}: image of size {image.shape[:2]} is too small to resize.")
+    raise errors.BadInputError(f"{name}: image of size {image.shape[:2]} is too small to resize.")
   if image.shape[-1] == 1:
     image = np.repeat(image, 3, axis=-1)
   return np.ascontiguousarray(image[..., :3])
@@ -171,12 +171,12 @@ def check_keypoints(keypoints, num_joints: int, name: str) -> np.ndarray:
   """(J, 2) float32 (y, x) keypoints, -1 missing; ValueError naming `name` and the count otherwise."""
   kp = np.asarray(keypoints, np.float32)
   if kp.ndim != 2 or kp.shape[-1] != 2:
-    raise ValueError(f"{name}: keypoints must be a ({num_joints}, 2) array of (y, x), got shape {kp.shape}.")
+    raise errors.BadInputError(f"{name}: keypoints must be a ({num_joints}, 2) array of (y, x), got shape {kp.shape}.")
   if kp.shape[0] != num_joints:
-    raise ValueError(f"{name}: expected {num_joints} joints (OpenPose/COCO-18 order, "
+    raise errors.BadInputError(f"{name}: expected {num_joints} joints (OpenPose/COCO-18 order, "
                      f"data.num_keypoints), got {kp.shape[0]}.")
   if not np.isfinite(kp).all():
-    raise ValueError(f"{name}: keypoints contain NaN or infinity; use -1 for a missing joint.")
+    raise errors.BadInputError(f"{name}: keypoints contain NaN or infinity; use -1 for a missing joint.")
   kp = kp.copy()
   kp[(kp < 0).any(axis=-1)] = -1.0
   return kp
@@ -214,7 +214,7 @@ def fit_image(image: np.ndarray, keypoints: np.ndarray, size: tuple[int, int],
     ((H, W, 3) uint8, (J, 2) float32 keypoints in the (H, W) frame, -1 kept).
   """
   if fit not in FIT_MODES:
-    raise ValueError(f"fit={fit!r}; accepted: {FIT_MODES}.")
+    raise errors.BadInputError(f"fit={fit!r}; accepted: {FIT_MODES}.")
   if fit == "pad":
     (ch, cw), top, left = pad_geometry(image.shape[:2], size)
     if (ch, cw) != image.shape[:2]:
@@ -231,7 +231,7 @@ def fit_keypoints(keypoints: np.ndarray, frame_size: tuple[int, int], size: tupl
                   fit: str = "pad") -> np.ndarray:
   """Keypoints given in a frame of `frame_size` (h, w) mapped to the model's (H, W) like `fit_image`."""
   if fit not in FIT_MODES:
-    raise ValueError(f"fit={fit!r}; accepted: {FIT_MODES}.")
+    raise errors.BadInputError(f"fit={fit!r}; accepted: {FIT_MODES}.")
   kp = np.asarray(keypoints, np.float32)
   h, w = frame_size
   if fit == "pad":
@@ -273,12 +273,12 @@ def prepare_inputs(config, source_images: Sequence[np.ndarray], source_keypoints
   """
   k = len(source_images)
   if k == 0:
-    raise ValueError("No source images given (K = 0); the generator needs at least one source image.")
+    raise errors.BadInputError("No source images given (K = 0); the generator needs at least one source image.")
   if len(source_keypoints) != k:
-    raise ValueError(f"{k} source images but {len(source_keypoints)} keypoint arrays; give one per image.")
+    raise errors.BadInputError(f"{k} source images but {len(source_keypoints)} keypoint arrays; give one per image.")
   names = list(names) if names is not None else [f"source {i}" for i in range(k)]
   if len(names) != k:
-    raise ValueError(f"{k} source images but {len(names)} names.")
+    raise errors.BadInputError(f"{k} source images but {len(names)} names.")
   size = tuple(int(s) for s in config.data.image_size)
   num_joints = int(config.data.num_keypoints)
   encoder = poses.make_pose_encoder(config)

@@ -3,7 +3,8 @@
 Any config value can be overridden with `--config.KEY=VALUE`; the config is locked, so a mistyped key is
 an error, not a silent no-op.
 
-Exit status: 0 done; 2 a usage or config error (one line on stderr); 75 preempted (SIGTERM): a
+Exit status: 0 done; 2 a user error (a usage or config error, missing data or weight files, no checkpoint
+to evaluate: one line on stderr, nothing written; `rfgen_jax/errors.py`); 75 preempted (SIGTERM): a
 checkpoint of the step every process agreed on was written, and rerunning the same command resumes
 (`rfgen_jax/train/preemption.py`; `launch/slurm_multihost.sbatch` requeues on 75).
 """
@@ -17,6 +18,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import jax  # pylint: disable=g-import-not-at-top
 from absl import app, flags, logging
 from ml_collections import config_flags
+
+from rfgen_jax import cli, errors  # pylint: disable=g-import-not-at-top
 
 FLAGS = flags.FLAGS
 
@@ -70,19 +73,21 @@ def main(argv):
   try:
     config_utils.validate_config(config, num_devices=jax.device_count())
     sharding.make_mesh(config.train.mesh_shape)
-  except ValueError as e:
-    sys.stderr.write(f"{sys.argv[0]}: {e}\n")
-    sys.exit(2)
-  if FLAGS.mode == "train":
-    from rfgen_jax.train import trainer  # pylint: disable=g-import-not-at-top
-    try:
-      trainer.train_and_evaluate(config, FLAGS.workdir)
-    except preemption.Preempted as e:
-      logging.warning("%s", e)
-      sys.exit(preemption.PREEMPTED_EXIT_STATUS)
-  else:
-    from rfgen_jax.evaluation import evaluator  # pylint: disable=g-import-not-at-top
-    evaluator.evaluate(config, FLAGS.workdir)
+  except ValueError as e:   # a config value the run cannot use: one line, exit 2 (cli.run)
+    raise errors.BadInputError(str(e)) from None
+  # Data, weight files and checkpoints are opened before anything is written; the folders a failed
+  # start made are removed, so a run that could not start leaves nothing in --workdir.
+  with cli.removing_new_empty_folders(FLAGS.workdir):
+    if FLAGS.mode == "train":
+      from rfgen_jax.train import trainer  # pylint: disable=g-import-not-at-top
+      try:
+        trainer.train_and_evaluate(config, FLAGS.workdir)
+      except preemption.Preempted as e:
+        logging.warning("%s", e)
+        sys.exit(preemption.PREEMPTED_EXIT_STATUS)
+    else:
+      from rfgen_jax.evaluation import evaluator  # pylint: disable=g-import-not-at-top
+      evaluator.evaluate(config, FLAGS.workdir)
 
 
 def parse_flags(argv):
@@ -98,6 +103,5 @@ def parse_flags(argv):
 
 
 if __name__ == "__main__":
-  from rfgen_jax import cli  # pylint: disable=g-import-not-at-top
   define_flags()
   cli.run(main, flags_parser=parse_flags)

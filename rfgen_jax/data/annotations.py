@@ -24,6 +24,8 @@ from typing import Callable
 from absl import logging
 import numpy as np
 
+from rfgen_jax import errors
+
 NUM_KEYPOINTS = 18
 # r_shoulder, l_shoulder, r_hip, l_hip in the OpenPose/COCO-18 order.
 REQUIRED_JOINTS = (2, 5, 8, 11)
@@ -69,10 +71,12 @@ def _parse_list(text: str, path: str, lineno: int, column: str, num_keypoints: i
   try:
     values = json.loads(text)
   except json.JSONDecodeError as e:
-    raise ValueError(f"{path}, line {lineno}: column {column} is not a JSON list ({e}): {text[:80]!r}") from e
+    raise errors.BadInputError(f"{path}, line {lineno}: column {column} is not a JSON list ({e}): {text[:80]!r}") from e
   if not isinstance(values, list) or len(values) != num_keypoints:
     got = len(values) if isinstance(values, list) else type(values).__name__
-    raise ValueError(f"{path}, line {lineno}: expected {num_keypoints} {unit} in column {column}, got {got}.")
+    raise errors.BadInputError(f"{path}, line {lineno}: expected {num_keypoints} {unit} in column {column}, got {got}.")
+  if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+    raise errors.BadInputError(f"{path}, line {lineno}: column {column} must hold numbers, got {text[:80]!r}.")
   return values
 
 
@@ -92,35 +96,40 @@ def read_annotation_table(path: str, num_keypoints: int = NUM_KEYPOINTS,
     FileNotFoundError naming the file; ValueError naming the file and line for a malformed row.
   """
   if not os.path.isfile(path):
-    raise FileNotFoundError(f"{what} not found: {path}")
+    raise errors.MissingFileError(f"{what} not found: {path}")
   result: dict[str, np.ndarray] = {}
   identities: dict[str, str] | None = None
   width = 3
-  with open(path) as f:
-    for lineno, line in enumerate(f, start=1):
-      line = line.strip()
-      if not line:
-        continue
-      parts = line.split(":")
-      if lineno == 1 and parts[0].strip() == "name":
-        if len(parts) == 4 and parts[3].strip() == "identity":
-          width, identities = 4, {}
-        continue
-      if len(parts) != width:
-        extra = ":identity" if width == 4 else ""
-        raise ValueError(f"{path}, line {lineno}: expected {width} ':'-separated columns "
-                         f"(name:{columns[0]}:{columns[1]}{extra}), got {len(parts)}.")
-      name = parts[0].strip()
-      ys = _parse_list(parts[1], path, lineno, columns[0], num_keypoints, unit)
-      xs = _parse_list(parts[2], path, lineno, columns[1], num_keypoints, unit)
-      kp = np.stack([np.asarray(ys, np.float32), np.asarray(xs, np.float32)], axis=-1)
-      kp[(kp < 0).any(axis=-1)] = -1.0
-      result[name] = kp
-      if identities is not None:
-        identity = parts[3].strip()
-        if not identity:
-          raise ValueError(f"{path}, line {lineno}: empty identity for {name!r}.")
-        identities[name] = identity
+  try:
+    with open(path) as f:
+      text = f.read()
+  except UnicodeDecodeError:
+    raise errors.BadInputError(f"{path}: not a text file; {what.lower()}s are CSVs of "
+                               f"name:{columns[0]}:{columns[1]} rows.") from None
+  for lineno, line in enumerate(text.splitlines(), start=1):
+    line = line.strip()
+    if not line:
+      continue
+    parts = line.split(":")
+    if lineno == 1 and parts[0].strip() == "name":
+      if len(parts) == 4 and parts[3].strip() == "identity":
+        width, identities = 4, {}
+      continue
+    if len(parts) != width:
+      extra = ":identity" if width == 4 else ""
+      raise errors.BadInputError(f"{path}, line {lineno}: expected {width} ':'-separated columns "
+                                 f"(name:{columns[0]}:{columns[1]}{extra}), got {len(parts)}.")
+    name = parts[0].strip()
+    ys = _parse_list(parts[1], path, lineno, columns[0], num_keypoints, unit)
+    xs = _parse_list(parts[2], path, lineno, columns[1], num_keypoints, unit)
+    kp = np.stack([np.asarray(ys, np.float32), np.asarray(xs, np.float32)], axis=-1)
+    kp[(kp < 0).any(axis=-1)] = -1.0
+    result[name] = kp
+    if identities is not None:
+      identity = parts[3].strip()
+      if not identity:
+        raise errors.BadInputError(f"{path}, line {lineno}: empty identity for {name!r}.")
+      identities[name] = identity
   return result, identities
 
 
@@ -154,11 +163,11 @@ def load_split(root: str, layout: Layout, split: str, num_keypoints: int = NUM_K
   csv = os.path.join(root, layout.annotation.format(split=split))
   annotations, csv_identities = read_annotation_table(csv, num_keypoints)
   if layout.identity is None and csv_identities is None:
-    raise ValueError(f"{csv}: no 'identity' column (header name:keypoints_y:keypoints_x:identity), and the "
+    raise errors.BadInputError(f"{csv}: no 'identity' column (header name:keypoints_y:keypoints_x:identity), and the "
                      f"{layout.name} data set takes identities from it.")
   image_dir = os.path.join(root, split)
   if not os.path.isdir(image_dir):
-    raise FileNotFoundError(f"Image folder not found: {image_dir}")
+    raise errors.MissingFileError(f"Image folder not found: {image_dir}")
   counts = collections.Counter()
   kept = []
   for name in sorted(annotations):
@@ -173,7 +182,7 @@ def load_split(root: str, layout: Layout, split: str, num_keypoints: int = NUM_K
     path = os.path.join(image_dir, name)
     if not os.path.isfile(path):
       if not skip_missing_images:
-        raise FileNotFoundError(f"Image listed in the annotations is missing: {path}")
+        raise errors.MissingFileError(f"Image listed in the annotations is missing: {path}")
       counts["missing image file"] += 1
       logging.warning("Skipping missing image %s", path)
       continue
@@ -187,5 +196,5 @@ def load_split(root: str, layout: Layout, split: str, num_keypoints: int = NUM_K
                "with < 2 usable images).", layout.name, split, len(kept), len(per_identity) - len(lonely),
                len(annotations), dict(counts) or "none", len(lonely))
   if not kept:
-    raise ValueError(f"{layout.name}/{split} under {root}: no usable images (dropped: {dict(counts)}).")
+    raise errors.BadInputError(f"{layout.name}/{split} under {root}: no usable images (dropped: {dict(counts)}).")
   return kept

@@ -36,7 +36,7 @@ from absl import logging
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
-from rfgen_jax import multihost, visualize
+from rfgen_jax import errors, multihost, visualize
 from rfgen_jax.evaluation import image_files, metrics
 from rfgen_jax.train import sharding
 
@@ -314,8 +314,8 @@ class _FID(Evaluator):
 
   def result(self):
     if self.fake.count < 2:
-      raise ValueError(f"{self.KEY}: FID needs at least 2 generated images, got {self.fake.count} "
-                       "(raise eval.max_tuples).")
+      raise errors.BadInputError(f"{self.KEY}: FID needs at least 2 generated images, got {self.fake.count} "
+                                 "(raise eval.max_tuples).")
     if self.real is not None:
       mu, sigma = self.real.finalize()
       self._real_count = self.real.count
@@ -409,8 +409,8 @@ def build(names: Sequence[str], env: Env) -> Tuple[list, list]:
   """
   unknown = [n for n in names if n not in REGISTRY]
   if unknown:
-    raise ValueError(f"--config.eval.evaluators: unknown evaluator(s) {unknown}; registered: "
-                     f"{sorted(REGISTRY)}.")
+    raise errors.BadInputError(f"--config.eval.evaluators: unknown evaluator(s) {unknown}; registered: "
+                               f"{sorted(REGISTRY)}.")
   built, skipped = [], []
   for name in names:
     cls = REGISTRY[name]

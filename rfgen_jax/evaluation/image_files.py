@@ -17,12 +17,14 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 import numpy as np
 from PIL import Image
 
+from rfgen_jax import errors
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 SEPARATOR = "_2_"
 
 
-class ImageFolderError(ValueError):
-  """Bad scorer input: a missing, unreadable or mis-sized file (the message names it)."""
+class ImageFolderError(errors.BadInputError):
+  """Bad scorer input: a missing, unreadable or mis-sized file (the message names it); a user error."""
 
 
 def _stem(name: str) -> str:

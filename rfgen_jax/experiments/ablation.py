@@ -53,7 +53,7 @@ from typing import Dict, List, Optional, Sequence
 from absl import app, flags
 from ml_collections import config_flags
 
-from rfgen_jax import cli
+from rfgen_jax import cli, errors
 from rfgen_jax.experiments import report
 
 FLAGS = flags.FLAGS
@@ -92,8 +92,8 @@ _TPU_PARALLEL = (
     "run after the other, each on all chips) or one study per host with --variants.")
 
 
-class UsageError(Exception):
-  """A bad flag or config value: reported in one line, exit status 2."""
+class UsageError(errors.UserError):
+  """A bad flag or config value: reported in one line, exit status 2 (`cli.run`)."""
 
 
 # -------------------------------------------------------------------------------------------- plan
@@ -475,6 +475,9 @@ def _prepare(config_args: List[str], shared: Dict[str, object]) -> None:
   cmd = ([sys.executable, "-m", "rfgen_jax.experiments.ablation", *config_args] +
          [f"--config.{k}={_value(v)}" for k, v in shared.items()] + ["--workdir=.", "--prepare_only"])
   out = subprocess.run(cmd, capture_output=True, text=True)
+  if out.returncode == 2:   # a user error (no data at data.root, ...): its one line is the message
+    lines = out.stderr.strip().splitlines()
+    raise errors.UserError(lines[-1].split(": ", 1)[-1] if lines else "preparing the data set failed.")
   if out.returncode != 0:
     raise RuntimeError("Preparing the data set failed:\n" + (out.stdout + out.stderr)[-3000:])
 
@@ -504,17 +507,18 @@ def main(argv) -> int:
   total, ks = int(config.train.total_steps), tuple(int(k) for k in config.eval.num_sources)
   config_args = _config_args(sys.argv[1:])
   shared = study_overrides(config, workdir)
-  os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "study.json"), "w") as f:
-    json.dump({"config_args": config_args, "shared_overrides": shared, "total_steps": total, "ks": ks,
-               "runs": [dataclasses.asdict(r) for r in runs]}, f, indent=2, default=str)
   failed = []
   if not FLAGS.report_only:
     slots = device_slots(parallel, *(probe_devices() if parallel > 1 else ("", 1)))
     progress = Progress(runs, total, len(slots))
-    if any(finished(r, total, ks) is None for r in runs):
+    if any(finished(r, total, ks) is None for r in runs):   # the data are checked before anything is written
       progress.say(f"study: {len(runs)} runs in {workdir}; preparing the data set.")
       _prepare(config_args, shared)
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, "study.json"), "w") as f:
+    json.dump({"config_args": config_args, "shared_overrides": shared, "total_steps": total, "ks": ks,
+               "runs": [dataclasses.asdict(r) for r in runs]}, f, indent=2, default=str)
+  if not FLAGS.report_only:
     failed = run_study(runs, config_args, shared, total, ks, slots, progress)
   result = write_results(config, workdir, runs, total, ks)
   if result is not None:
@@ -529,11 +533,9 @@ def main(argv) -> int:
 
 
 def _entry(argv):
+  """main; a user error (`errors.UserError`) is one line and exit status 2 (`cli.run`)."""
   try:
     sys.exit(main(argv))
-  except UsageError as e:
-    print(f"{sys.argv[0]}: {e}", file=sys.stderr)
-    sys.exit(2)
   except KeyboardInterrupt:
     sys.exit(130)
 

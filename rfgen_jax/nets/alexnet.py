@@ -26,6 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rfgen_jax import errors   # weight files are the user's: their errors are user errors
+
 TAPS = ("relu1", "relu2", "relu3", "relu4", "relu5")
 CHANNELS = (64, 192, 384, 256, 256)
 # lpips.ScalingLayer constants (per RGB channel, for inputs in [-1, 1]).
@@ -132,10 +134,11 @@ def alexnet_params_from_state_dict(state_dict: Mapping[str, Any]) -> dict:
     try:
       weight, bias = by_index[(index, "weight")], by_index[(index, "bias")]
     except KeyError as e:
-      raise ValueError(f"AlexNet state dict lacks features.{index}.{e.args[0][1]} ({name}).") from None
+      raise errors.BadInputError(f"AlexNet state dict lacks features.{index}.{e.args[0][1]} ({name}).") from None
     weight = np.asarray(weight, np.float32)
     if weight.shape[0] != out or weight.shape[2:] != (k, k):
-      raise ValueError(f"AlexNet features.{index}.weight has shape {weight.shape}, expected ({out}, *, {k}, {k}).")
+      raise errors.BadInputError(
+          f"AlexNet features.{index}.weight has shape {weight.shape}, expected ({out}, *, {k}, {k}).")
     params[name] = {"kernel": np.transpose(weight, (2, 3, 1, 0)), "bias": np.asarray(bias, np.float32)}
   return params
 
@@ -149,9 +152,9 @@ def heads_from_state_dict(state_dict: Mapping[str, Any]) -> dict:
       heads[parts[0]] = np.asarray(value, np.float32).reshape(-1)
   for i, c in enumerate(CHANNELS):
     if f"lin{i}" not in heads:
-      raise ValueError(f"LPIPS heads lack lin{i} (expected keys like lin{i}.model.1.weight).")
+      raise errors.BadInputError(f"LPIPS heads lack lin{i} (expected keys like lin{i}.model.1.weight).")
     if heads[f"lin{i}"].shape != (c,):
-      raise ValueError(f"LPIPS head lin{i} has {heads[f'lin{i}'].shape[0]} weights, expected {c}.")
+      raise errors.BadInputError(f"LPIPS head lin{i} has {heads[f'lin{i}'].shape[0]} weights, expected {c}.")
   return {f"lin{i}": heads[f"lin{i}"] for i in range(len(CHANNELS))}
 
 
@@ -182,7 +185,7 @@ def load_alexnet(path: str) -> dict:
   with np.load(path) as data:
     names = [k for k in data.files if k.startswith("alexnet/")]
     if not names:
-      raise ValueError(f"{path} holds no AlexNet weights (alexnet/conv*); convert with --alexnet.")
+      raise errors.BadInputError(f"{path} holds no AlexNet weights (alexnet/conv*); convert with --alexnet.")
     params: dict = {}
     for k in names:
       _, conv, leaf = k.split("/")
@@ -190,7 +193,7 @@ def load_alexnet(path: str) -> dict:
   for name, (out, k, _, _) in _CONV_SPECS.items():
     if name not in params or params[name].get("kernel", np.zeros(0)).shape[-1:] != (out,) \
         or params[name]["kernel"].shape[:2] != (k, k) or params[name].get("bias", np.zeros(0)).shape != (out,):
-      raise ValueError(f"{path}: AlexNet weight {name} missing or misshaped.")
+      raise errors.BadInputError(f"{path}: AlexNet weight {name} missing or misshaped.")
   return params
 
 
@@ -199,7 +202,7 @@ def load_heads(path: str) -> dict:
   with np.load(path) as data:
     heads = {k: data[k].astype(np.float32) for k in data.files if k.startswith("lin")}
   if not heads:
-    raise ValueError(f"{path} holds no LPIPS heads (lin0..lin4); convert with --heads.")
+    raise errors.BadInputError(f"{path} holds no LPIPS heads (lin0..lin4); convert with --heads.")
   return heads_from_state_dict({f"{k}.weight": v for k, v in heads.items()})
 
 

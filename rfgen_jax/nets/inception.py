@@ -32,6 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rfgen_jax import errors   # weight files are the user's: their errors are user errors
+
 FEATURE_DIM = 2048
 INPUT_SIZE = 299
 VARIANTS = ("pytorch_fid", "gfla")
@@ -330,11 +332,11 @@ def params_from_state_dict(state_dict: Mapping[str, Any], variant: Optional[str]
   """
   if variant is not None:
     if variant not in VARIANTS:
-      raise ValueError(f"params_from_state_dict: variant must be one of {VARIANTS}, got {variant!r}.")
+      raise errors.BadInputError(f"params_from_state_dict: variant must be one of {VARIANTS}, got {variant!r}.")
     fc = state_dict.get("fc.weight")
     if fc is not None and np.shape(fc)[0] != NUM_CLASSES[variant]:
       other = next(v for v in VARIANTS if v != variant)
-      raise ValueError(
+      raise errors.BadInputError(
           f"This state dict has a {np.shape(fc)[0]}-class classifier, the {other} file "
           f"({_FILES[other]}), not the {variant} one ({_FILES[variant]}); pass --variant={other} or "
           f"the other file.")
@@ -344,18 +346,18 @@ def params_from_state_dict(state_dict: Mapping[str, Any], variant: Optional[str]
     if parts[0] in ("fc", "AuxLogits") or parts[-1] == "num_batches_tracked":
       continue
     if len(parts) < 3 or parts[-2] not in ("conv", "bn"):
-      raise ValueError(f"params_from_state_dict: unexpected Inception key {key!r}.")
+      raise errors.BadInputError(f"params_from_state_dict: unexpected Inception key {key!r}.")
     array = np.asarray(value, dtype=np.float32)
     node = params
     for name in parts[:-2]:
       node = node.setdefault(name, {})
     if parts[-2] == "conv":
       if parts[-1] != "weight" or array.ndim != 4:
-        raise ValueError(f"params_from_state_dict: unexpected conv entry {key!r} {array.shape}.")
+        raise errors.BadInputError(f"params_from_state_dict: unexpected conv entry {key!r} {array.shape}.")
       node.setdefault("conv", {})["kernel"] = np.transpose(array, (2, 3, 1, 0))
     else:
       if parts[-1] not in _BN_LEAVES:
-        raise ValueError(f"params_from_state_dict: unexpected batch-norm entry {key!r}.")
+        raise errors.BadInputError(f"params_from_state_dict: unexpected batch-norm entry {key!r}.")
       node.setdefault("bn", {})[_BN_LEAVES[parts[-1]]] = array
   check_params(params)
   return params
@@ -377,12 +379,12 @@ def check_params(params: Mapping[str, Any]) -> None:
   missing = sorted(set(expected) - set(got))
   extra = sorted(set(got) - set(expected))
   if missing or extra:
-    raise ValueError(f"Inception weights do not match the FID Inception-v3: missing {missing[:5]}"
-                     f"{' ...' if len(missing) > 5 else ''}, unexpected {extra[:5]}"
-                     f"{' ...' if len(extra) > 5 else ''}.")
+    raise errors.BadInputError(f"Inception weights do not match the FID Inception-v3: missing {missing[:5]}"
+                               f"{' ...' if len(missing) > 5 else ''}, unexpected {extra[:5]}"
+                               f"{' ...' if len(extra) > 5 else ''}.")
   for name, shape in expected.items():
     if tuple(got[name]) != tuple(shape):
-      raise ValueError(f"Inception weight {name}: shape {tuple(got[name])}, expected {tuple(shape)}.")
+      raise errors.BadInputError(f"Inception weight {name}: shape {tuple(got[name])}, expected {tuple(shape)}.")
 
 
 def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict:
@@ -434,9 +436,9 @@ def load_params(path: str, variant: Optional[str] = None) -> dict:
     stored = str(data[VARIANT_KEY]) if VARIANT_KEY in data.files else "pytorch_fid"
     params = unflatten_params({k: data[k].astype(np.float32) for k in data.files if k != VARIANT_KEY})
   if variant is not None and stored != variant:
-    raise ValueError(f"{path} holds the {stored} Inception ({_FILES[stored]}), but the {variant} one "
-                     f"({_FILES[variant]}) is needed; convert it with "
-                     f"`python -m rfgen_jax.tools.convert_inception --variant={variant} ...`.")
+    raise errors.BadInputError(f"{path} holds the {stored} Inception ({_FILES[stored]}), but the {variant} one "
+                               f"({_FILES[variant]}) is needed; convert it with "
+                               f"`python -m rfgen_jax.tools.convert_inception --variant={variant} ...`.")
   check_params(params)
   return params
 

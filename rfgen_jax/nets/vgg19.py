@@ -29,6 +29,7 @@ torchvision's `vgg19-dcbb9e9d.pth`. Parameters are {"conv1_1": {"kernel": (3, 3,
 from __future__ import annotations
 
 import os
+import zipfile
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 from absl import logging
@@ -36,6 +37,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from rfgen_jax import errors
 
 # (block, index within block, output channels), in network order.
 CONVS: Tuple[Tuple[int, int, int], ...] = tuple(
@@ -146,14 +149,13 @@ def save_params(path: str, params) -> None:
 
 
 def missing_weights_message(what: str) -> str:
-  """What to do when the VGG19 weights file is not available."""
+  """What to do when the VGG19 weights file is not available: one sentence, `what` (no final period) first."""
   return (
-      f"{what}\nThe VGG19 weights (ImageNet) come from torchvision's `{TORCHVISION_FILE}` "
-      f"({TORCHVISION_URL}; after any torchvision use it is usually in ~/.cache/torch/hub/checkpoints/). "
-      "Convert it once (needs PyTorch, for the conversion only):\n"
-      f"  python -m rfgen_jax.tools.convert_vgg19 --input {TORCHVISION_FILE} --output vgg19.npz\n"
-      "then pass --config.losses.vgg19_weights=vgg19.npz . For tests and smoke runs only, "
-      "--config.losses.allow_random_vgg=True uses a random-weight VGG19 instead.")
+      f"{what}: convert torchvision's ImageNet VGG19 `{TORCHVISION_FILE}` ({TORCHVISION_URL}; after any "
+      "torchvision use it is usually in ~/.cache/torch/hub/checkpoints/) once with `python -m "
+      f"rfgen_jax.tools.convert_vgg19 --input {TORCHVISION_FILE} --output vgg19.npz` (needs PyTorch, for "
+      "the conversion only) and pass --config.losses.vgg19_weights=vgg19.npz, or, for tests and smoke runs "
+      "only, pass --config.losses.allow_random_vgg=True (a random-weight VGG19).")
 
 
 def load_params(path: str) -> Dict[str, Dict[str, np.ndarray]]:
@@ -164,26 +166,32 @@ def load_params(path: str) -> Dict[str, Dict[str, np.ndarray]]:
   Returns:
     the parameter tree (numpy float32).
   Raises:
-    FileNotFoundError: no such file (with how to make one).
-    ValueError: a key is missing, unexpected, or has the wrong shape (naming the file and the key).
+    errors.MissingFileError (a FileNotFoundError): no such file (with how to make one).
+    errors.BadInputError (a ValueError): the file cannot be read, or a key is missing, unexpected, or
+      has the wrong shape (naming the file and the key).
   """
   if not os.path.isfile(path):
-    raise FileNotFoundError(missing_weights_message(
-        f"VGG19 weights file {path!r} (config losses.vgg19_weights) does not exist."))
+    raise errors.MissingFileError(missing_weights_message(
+        f"VGG19 weights file {path!r} (--config.losses.vgg19_weights) does not exist"))
   expected = param_shapes()
-  with np.load(path) as data:
-    flat = {k: data[k] for k in data.files}
+  try:
+    with np.load(path) as data:
+      flat = {k: data[k] for k in data.files}
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+    raise errors.BadInputError(missing_weights_message(
+        f"VGG19 weights file {path!r} (--config.losses.vgg19_weights) cannot be read as an .npz "
+        f"({type(e).__name__}: {e})")) from None
   missing = [k for k in expected if k not in flat]
   if missing:
-    raise ValueError(f"VGG19 weights file {path!r}: missing key {missing[0]!r} "
+    raise errors.BadInputError(f"VGG19 weights file {path!r}: missing key {missing[0]!r} "
                      f"({len(missing)} missing); is it the output of rfgen_jax.tools.convert_vgg19?")
   unexpected = [k for k in flat if k not in expected]
   if unexpected:
-    raise ValueError(f"VGG19 weights file {path!r}: unexpected key {unexpected[0]!r}; "
+    raise errors.BadInputError(f"VGG19 weights file {path!r}: unexpected key {unexpected[0]!r}; "
                      f"expected only {sorted(expected)}.")
   for key, shape in expected.items():
     if tuple(flat[key].shape) != shape:
-      raise ValueError(f"VGG19 weights file {path!r}: key {key!r} has shape {tuple(flat[key].shape)}, "
+      raise errors.BadInputError(f"VGG19 weights file {path!r}: key {key!r} has shape {tuple(flat[key].shape)}, "
                        f"expected {shape}.")
   return unflatten_params({k: v.astype(np.float32) for k, v in flat.items()})
 
@@ -240,6 +248,6 @@ def load_vgg19(config) -> Tuple[VGG19, Any]:
         "`python -m rfgen_jax.tools.convert_vgg19 --input %s --output vgg19.npz` and pass "
         "--config.losses.vgg19_weights=vgg19.npz.", RANDOM_INIT_SEED, TORCHVISION_FILE)
     return module, jax.tree.map(jnp.asarray, random_params(RANDOM_INIT_SEED))
-  raise FileNotFoundError(missing_weights_message(
-      "No VGG19 weights file configured (config losses.vgg19_weights is None) and "
-      "losses.allow_random_vgg is False."))
+  raise errors.MissingFileError(missing_weights_message(
+      "No VGG19 weights file configured (--config.losses.vgg19_weights is unset and "
+      "--config.losses.allow_random_vgg is False)"))

@@ -39,11 +39,14 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from rfgen_jax import cli
+from rfgen_jax import errors
+
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".gif")
 
 
-class UsageError(ValueError):
-  """A user error: printed as one line, exit status 2."""
+class UsageError(errors.BadInputError):
+  """A user error: printed as one line, exit status 2 (`rfgen_jax/errors.py`)."""
 
 
 # ------------------------------------------------------------------------------------------ inputs
@@ -243,6 +246,7 @@ def animate(session, images, source_poses, target_poses, out: str, fps: float = 
           "first_batch_s": first_s}
 
 
+@cli.exit_2_on_user_error   # a user error: one line on stderr, exit status 2 (rfgen_jax/errors.py)
 def main(argv: Sequence[str] | None = None) -> int:
   parser = argparse.ArgumentParser(prog="python -m rfgen_jax.tools.animate",
                                    description="Animate K source images along a pose sequence.")
@@ -265,28 +269,26 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--batch_size", type=int, default=8, help="frames generated per device batch")
   parser.add_argument("--layout", default="panel", choices=("panel", "generated"))
   parser.add_argument("--scale", type=int, default=None, help="integer upscaling of each frame")
+  parser.add_argument("--overwrite", action="store_true", help="replace an existing --out (and its .gif)")
   args = parser.parse_args(argv)
-  from rfgen_jax import inference  # pylint: disable=import-outside-toplevel
   from rfgen_jax.tools import session as session_lib  # pylint: disable=import-outside-toplevel
-  try:
-    if args.num_sources < 1:
-      raise UsageError(f"--num_sources must be >= 1, got {args.num_sources}.")
-    if args.batch_size < 1 or args.fps <= 0 or (args.num_frames is not None and args.num_frames < 1):
-      raise UsageError("--batch_size and --num_frames must be >= 1 and --fps > 0.")
-    if not args.out.lower().endswith((".mp4", ".gif", ".mov", ".mkv", ".webm")):
-      raise UsageError(f"--out must name a video (.mp4) or a .gif, got {args.out!r}.")
-    from rfgen_jax.tools import generate as generate_tool  # pylint: disable=import-outside-toplevel
-    config = generate_tool.load_config(args.config, args.workdir)
-    session = session_lib.ModelSession(args.workdir, config, args.step, batch_size=args.batch_size)
-    images, source_poses, base, names = load_sources(session, args)
-    targets = pose_sequence(session, args, base)
-    print(f"Sources ({len(images)}): {', '.join(names)}; {len(targets)} target poses; checkpoint step "
-          f"{session.step}.", flush=True)
-    result = animate(session, images, source_poses, targets, args.out, args.fps, args.layout, args.scale)
-  except (FileNotFoundError, KeyError, ValueError, inference.NoCheckpointError) as e:
-    message = e.args[0] if isinstance(e, KeyError) and e.args else e
-    print(f"error: {message}", file=sys.stderr)
-    return 2
+  if args.num_sources < 1:
+    raise UsageError(f"--num_sources must be >= 1 (K sources of --test_tuple), got {args.num_sources}.")
+  if args.batch_size < 1 or args.fps <= 0 or (args.num_frames is not None and args.num_frames < 1):
+    raise UsageError("--batch_size and --num_frames must be >= 1 and --fps > 0.")
+  if not args.out.lower().endswith((".mp4", ".gif", ".mov", ".mkv", ".webm")):
+    raise UsageError(f"--out must name a video (.mp4) or a .gif, got {args.out!r}.")
+  if not args.overwrite:
+    for path in {args.out, os.path.splitext(args.out)[0] + ".gif"}:
+      errors.check_output_free(path)
+  from rfgen_jax.tools import generate as generate_tool  # pylint: disable=import-outside-toplevel
+  config = generate_tool.load_config(args.config, args.workdir)
+  session = session_lib.ModelSession(args.workdir, config, args.step, batch_size=args.batch_size)
+  images, source_poses, base, names = load_sources(session, args)
+  targets = pose_sequence(session, args, base)
+  print(f"Sources ({len(images)}): {', '.join(names)}; {len(targets)} target poses; checkpoint step "
+        f"{session.step}.", flush=True)
+  result = animate(session, images, source_poses, targets, args.out, args.fps, args.layout, args.scale)
   print(f"Generated {result['frames']} frames in {result['seconds']:.2f} s: {result['fps']:.1f} frames/s "
         f"after the first batch (compilation + first batch: {result['first_batch_s']:.2f} s).")
   print("Wrote " + " and ".join(result["paths"]) + ".")

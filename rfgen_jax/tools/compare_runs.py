@@ -25,12 +25,16 @@ import os
 import sys
 from typing import Optional, Sequence
 
+from rfgen_jax import cli
+from rfgen_jax import errors
+
 DEFAULT_PREFIXES = ("loss/", "grad_norm/")
 _TINY = 1e-12
 
 
-class RunError(ValueError):
-  """Bad input: a missing workdir or one without the scalars asked for (the message names it)."""
+class RunError(errors.BadInputError):
+  """Bad input: a missing workdir or one without the scalars asked for (the message names it); a user
+  error (`rfgen_jax/errors.py`)."""
 
 
 def read_scalars(workdir: str, prefixes: Sequence[str] = DEFAULT_PREFIXES) -> dict[str, dict[int, float]]:
@@ -160,6 +164,7 @@ def format_report(report: dict, workdir_a: str, workdir_b: str) -> str:
   return "\n".join(lines)
 
 
+@cli.exit_2_on_user_error   # a user error: one line on stderr, exit status 2 (rfgen_jax/errors.py)
 def main(argv: Optional[Sequence[str]] = None) -> int:
   parser = argparse.ArgumentParser(prog="python -m rfgen_jax.tools.compare_runs",
                                    description=__doc__.split("\n\n")[0],
@@ -173,17 +178,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   parser.add_argument("--output", help="also write the report as JSON to this file")
   args = parser.parse_args(argv)
   if args.rtol < 0 or math.isnan(args.rtol):
-    print(f"--rtol={args.rtol}: must be >= 0", file=sys.stderr)
-    return 2
+    raise errors.BadInputError(f"--rtol={args.rtol}: must be >= 0.")
   prefixes = tuple(p for p in args.prefixes.split(",") if p)
   if not prefixes:
-    print("--prefixes is empty: name at least one tag prefix (e.g. loss/)", file=sys.stderr)
-    return 2
-  try:
-    report = compare(args.run_a, args.run_b, args.rtol, prefixes)
-  except RunError as e:
-    print(e, file=sys.stderr)
-    return 2
+    raise errors.BadInputError("--prefixes is empty: name at least one tag prefix (e.g. loss/).")
+  report = compare(args.run_a, args.run_b, args.rtol, prefixes)
   print(format_report(report, args.run_a, args.run_b))
   if args.output:
     with open(args.output, "w", encoding="utf-8") as f:

@@ -28,11 +28,13 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
+from rfgen_jax import cli
 from rfgen_jax.tools.state_dicts import read_state_dict
 
 CONFIG_KEYS = {"gfla": "eval.gfla_inception_weights", "pytorch_fid": "eval.inception_weights"}
 
 
+@cli.exit_2_on_user_error   # a user error: one line on stderr, exit status 2 (rfgen_jax/errors.py)
 def main(argv: Optional[Sequence[str]] = None) -> int:
   parser = argparse.ArgumentParser(prog="python -m rfgen_jax.tools.convert_inception", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -43,12 +45,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   parser.add_argument("--output", required=True, help="output .npz")
   args = parser.parse_args(argv)
   from rfgen_jax.nets import inception  # pylint: disable=g-import-not-at-top
-  try:
-    state_dict = read_state_dict(args.input)
-    params = inception.params_from_state_dict(state_dict, variant=args.variant)
-  except (OSError, ValueError, ImportError) as e:
-    sys.stderr.write(f"convert_inception: {args.input}: {e}\n")
-    return 2
+  state_dict = read_state_dict(args.input)
+  params = inception.params_from_state_dict(state_dict, variant=args.variant)
   inception.save_params(args.output, params, variant=args.variant)
   count = sum(v.size for v in inception.flatten_params(params).values())
   print(f"Wrote {args.output}: {args.variant} Inception-v3, {count} values. "

@@ -21,9 +21,11 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
+from rfgen_jax import cli
 from rfgen_jax.tools.state_dicts import read_state_dict
 
 
+@cli.exit_2_on_user_error   # a user error: one line on stderr, exit status 2 (rfgen_jax/errors.py)
 def main(argv: Optional[Sequence[str]] = None) -> int:
   parser = argparse.ArgumentParser(prog="python -m rfgen_jax.tools.convert_lpips", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -34,8 +36,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   if not args.alexnet and not args.heads:
     parser.error("give --alexnet and/or --heads")
   from rfgen_jax.nets import alexnet  # pylint: disable=g-import-not-at-top
-  backbone = alexnet.alexnet_params_from_state_dict(read_state_dict(args.alexnet)) if args.alexnet else None
-  heads = alexnet.heads_from_state_dict(read_state_dict(args.heads)) if args.heads else None
+  backbone = alexnet.alexnet_params_from_state_dict(read_state_dict(args.alexnet, "--alexnet")) if args.alexnet else None
+  heads = alexnet.heads_from_state_dict(read_state_dict(args.heads, "--heads")) if args.heads else None
   alexnet.save_npz(args.output, backbone, heads)
   parts = [p for p, v in (("AlexNet features", backbone), ("LPIPS v0.1 heads", heads)) if v is not None]
   keys = ([f"--config.eval.alexnet_weights={args.output}"] if backbone is not None else []) + \

@@ -22,6 +22,8 @@ from typing import Dict, Mapping, Optional, Sequence
 import numpy as np
 
 from rfgen_jax.nets import vgg19
+from rfgen_jax import cli
+from rfgen_jax import errors
 from rfgen_jax.tools.state_dicts import read_state_dict
 
 
@@ -46,18 +48,19 @@ def convert_state_dict(state_dict: Mapping[str, np.ndarray]) -> Dict[str, Dict[s
     w_key, b_key = f"features.{index}.weight", f"features.{index}.bias"
     for key in (w_key, b_key):
       if key not in sd:
-        raise KeyError(f"VGG19 state dict has no {key!r} (for {name}); is it torchvision's vgg19 "
+        raise errors.MissingEntryError(f"VGG19 state dict has no {key!r} (for {name}); is it torchvision's vgg19 "
                        f"({vgg19.TORCHVISION_FILE})? Keys seen: {sorted(sd)[:8]}...")
     kh, kw, i, o = shapes[f"{name}/kernel"]
     weight, bias = sd[w_key], sd[b_key]
     if weight.shape != (o, i, kh, kw) or bias.shape != (o,):
-      raise ValueError(f"VGG19 state dict: {w_key} {weight.shape} / {b_key} {bias.shape}, expected "
+      raise errors.BadInputError(f"VGG19 state dict: {w_key} {weight.shape} / {b_key} {bias.shape}, expected "
                        f"{(o, i, kh, kw)} / {(o,)} for {name}.")
     params[name] = {"kernel": np.ascontiguousarray(weight.transpose(2, 3, 1, 0), dtype=np.float32),
                     "bias": bias.astype(np.float32)}
   return params
 
 
+@cli.exit_2_on_user_error   # a user error: one line on stderr, exit status 2 (rfgen_jax/errors.py)
 def main(argv: Optional[Sequence[str]] = None) -> int:
   parser = argparse.ArgumentParser(prog="python -m rfgen_jax.tools.convert_vgg19", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)

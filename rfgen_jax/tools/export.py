@@ -38,6 +38,9 @@ from typing import Any, Callable, Sequence
 import jax
 import numpy as np
 
+from rfgen_jax import cli
+from rfgen_jax import errors
+
 FORMAT_VERSION = 1
 _SEP = "/"
 
@@ -168,7 +171,7 @@ def export_run(config, workdir: str, out: str, step: int | None = None, batch: i
   from rfgen_jax import inference  # pylint: disable=import-outside-toplevel
   for name, value in (("--batch", batch), ("--num_sources", num_sources)):
     if value is not None and value < 1:
-      raise ValueError(f"{name} must be >= 1 (or omitted for a symbolic size), got {value}.")
+      raise errors.BadInputError(f"{name} must be >= 1 (or omitted for a symbolic size), got {value}.")
   generator, params, step = inference.restore_generator(config, workdir, step, use_ema=not raw_params)
   image_size = tuple(int(s) for s in config.data.image_size)
   pose_channels = int(config.data.pose_channels)
@@ -190,6 +193,7 @@ def export_run(config, workdir: str, out: str, step: int | None = None, batch: i
   return metadata
 
 
+@cli.exit_2_on_user_error   # a user error: one line on stderr, exit status 2 (rfgen_jax/errors.py)
 def main(argv: Sequence[str] | None = None) -> int:
   parser = argparse.ArgumentParser(prog="python -m rfgen_jax.tools.export",
                                    description="Export a trained generator with jax.export.")
@@ -205,16 +209,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help="comma-separated lowering platforms, e.g. cpu,cuda (default: this backend)")
   parser.add_argument("--raw_params", action="store_true",
                       help="export the raw generator parameters, not their EMA (the default)")
+  parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
   args = parser.parse_args(argv)
   from rfgen_jax.tools import generate  # pylint: disable=import-outside-toplevel
-  try:
-    config = generate.load_config(args.config, args.workdir)
-    platforms = [p.strip() for p in args.platforms.split(",") if p.strip()] if args.platforms else None
-    metadata = export_run(config, args.workdir, args.out, args.step, args.batch, args.num_sources,
-                          platforms, raw_params=args.raw_params)
-  except (FileNotFoundError, ValueError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+  if not args.overwrite:
+    errors.check_output_free(args.out)
+  config = generate.load_config(args.config, args.workdir)
+  platforms = [p.strip() for p in args.platforms.split(",") if p.strip()] if args.platforms else None
+  metadata = export_run(config, args.workdir, args.out, args.step, args.batch, args.num_sources,
+                        platforms, raw_params=args.raw_params)
   print(f"Wrote {args.out}: inputs {metadata['inputs']}, platforms {metadata['platforms']}.")
   return 0
 

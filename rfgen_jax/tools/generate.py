@@ -39,7 +39,9 @@ import ml_collections
 import numpy as np
 from PIL import Image
 
+from rfgen_jax import cli
 from rfgen_jax import config_utils
+from rfgen_jax import errors
 from rfgen_jax import inference
 from rfgen_jax import visualize
 from rfgen_jax.data import annotations
@@ -57,22 +59,22 @@ class PoseEntry:
 def _entry_from_json(value, path: str, name: str, num_joints: int) -> PoseEntry:
   where = f"{path}, entry {name!r}"
   if not isinstance(value, dict) or "keypoints_y" not in value or "keypoints_x" not in value:
-    raise ValueError(f"{where}: expected an object with 'keypoints_y' and 'keypoints_x' lists.")
+    raise errors.BadInputError(f"{where}: expected an object with 'keypoints_y' and 'keypoints_x' lists.")
   ys, xs = value["keypoints_y"], value["keypoints_x"]
   for column, values in (("keypoints_y", ys), ("keypoints_x", xs)):
     if not isinstance(values, list):
-      raise ValueError(f"{where}: {column} must be a list of {num_joints} numbers.")
+      raise errors.BadInputError(f"{where}: {column} must be a list of {num_joints} numbers.")
     if len(values) != num_joints:
-      raise ValueError(f"{where}: expected {num_joints} joints in {column} (OpenPose/COCO-18 order), "
+      raise errors.BadInputError(f"{where}: expected {num_joints} joints in {column} (OpenPose/COCO-18 order), "
                        f"got {len(values)}.")
   try:
     kp = np.stack([np.asarray(ys, np.float32), np.asarray(xs, np.float32)], axis=-1)
   except (TypeError, ValueError) as e:
-    raise ValueError(f"{where}: keypoints must be numbers ({e}).") from None
+    raise errors.BadInputError(f"{where}: keypoints must be numbers ({e}).") from None
   size = value.get("image_size")
   if size is not None:
     if not (isinstance(size, list) and len(size) == 2 and all(isinstance(s, int) and s > 0 for s in size)):
-      raise ValueError(f"{where}: image_size must be [H, W] positive integers, got {size!r}.")
+      raise errors.BadInputError(f"{where}: image_size must be [H, W] positive integers, got {size!r}.")
     size = (size[0], size[1])
   kp[(kp < 0).any(axis=-1)] = -1.0
   return PoseEntry(name, kp, size)
@@ -85,18 +87,18 @@ def read_keypoints_file(path: str, num_joints: int = 18) -> dict[str, PoseEntry]
   after the file. Errors name the file and the entry (CSV: and the line).
   """
   if not os.path.isfile(path):
-    raise FileNotFoundError(f"Keypoint file not found: {path}")
+    raise errors.MissingFileError(f"Keypoint file not found: {path}")
   if path.lower().endswith(".json"):
     try:
       with open(path) as f:
         content = json.load(f)
-    except json.JSONDecodeError as e:
-      raise ValueError(f"{path}: not valid JSON ({e}).") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+      raise errors.BadInputError(f"{path}: not valid JSON ({e}).") from None
     if isinstance(content, dict) and "keypoints_y" in content:
       name = os.path.basename(path)
       return {name: _entry_from_json(content, path, name, num_joints)}
     if not isinstance(content, dict) or not content:
-      raise ValueError(f"{path}: expected a JSON object {{image name: {{keypoints_y, keypoints_x}}}}.")
+      raise errors.BadInputError(f"{path}: expected a JSON object {{image name: {{keypoints_y, keypoints_x}}}}.")
     return {str(k): _entry_from_json(v, path, str(k), num_joints) for k, v in content.items()}
   try:
     table = annotations.read_annotations(path, num_joints)
@@ -107,27 +109,30 @@ def read_keypoints_file(path: str, num_joints: int = 18) -> dict[str, PoseEntry]
         lines = f.read().splitlines()
       lineno = int(match.group(1))
       if 0 < lineno <= len(lines):
-        raise ValueError(f"{e} (entry {lines[lineno - 1].split(':', 1)[0].strip()!r})") from None
+        raise errors.BadInputError(f"{e} (entry {lines[lineno - 1].split(':', 1)[0].strip()!r})") from None
     raise
   if not table:
-    raise ValueError(f"{path}: no keypoint rows.")
+    raise errors.BadInputError(f"{path}: no keypoint rows.")
   return {name: PoseEntry(name, kp) for name, kp in table.items()}
 
 
 def read_image(path: str) -> np.ndarray:
   """(H, W, 3) uint8 RGB; FileNotFoundError / ValueError naming the file."""
   if not os.path.isfile(path):
-    raise FileNotFoundError(f"Source image not found: {path}")
+    raise errors.MissingFileError(f"Source image not found: {path}")
   try:
     with Image.open(path) as im:
       return np.asarray(im.convert("RGB"))
   except Exception as e:  # PIL raises several types for broken files
-    raise ValueError(f"Cannot read image {path} ({type(e).__name__}: {e}).") from None
+    raise errors.BadInputError(f"Cannot read image {path} ({type(e).__name__}: {e}).") from None
 
 
 def image_size_of(path: str) -> tuple[int, int]:
-  with Image.open(path) as im:
-    return im.size[1], im.size[0]
+  try:
+    with Image.open(path) as im:
+      return im.size[1], im.size[0]
+  except Exception as e:  # PIL raises several types for broken files
+    raise errors.BadInputError(f"Cannot read image {path} ({type(e).__name__}: {e}).") from None
 
 
 def _lookup(table: dict[str, PoseEntry], key: str, path: str, what: str) -> PoseEntry:
@@ -136,7 +141,7 @@ def _lookup(table: dict[str, PoseEntry], key: str, path: str, what: str) -> Pose
       return table[candidate]
   names = sorted(table)
   shown = ", ".join(names[:10]) + (" ..." if len(names) > 10 else "")
-  raise KeyError(f"No keypoints for {what} {os.path.basename(key)!r} in {path} (entries: {shown}).")
+  raise errors.MissingEntryError(f"No keypoints for {what} {os.path.basename(key)!r} in {path} (entries: {shown}).")
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:
@@ -149,7 +154,7 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
   except ValueError:
     size = ()
   if len(size) != 2 or min(size) <= 0:
-    raise ValueError(f"--target_size must be 'H,W' with positive integers, got {text!r}.")
+    raise errors.BadInputError(f"--target_size must be 'H,W' with positive integers, got {text!r}.")
   return size  # type: ignore[return-value]
 
 
@@ -164,12 +169,12 @@ def resolve_target(target_pose: str, keypoints_path: str, table: dict[str, PoseE
     elif len(target_table) == 1:
       entry = next(iter(target_table.values()))
     else:
-      raise ValueError(f"{target_pose} holds {len(target_table)} poses; choose one with --target_name "
+      raise errors.BadInputError(f"{target_pose} holds {len(target_table)} poses; choose one with --target_name "
                        f"(entries: {', '.join(sorted(target_table)[:10])}).")
     search_dirs = [os.path.dirname(os.path.abspath(target_pose))]
   else:
     if target_pose.lower().endswith((".json", ".csv")) and (target_name or target_pose) not in table:
-      raise FileNotFoundError(f"Target pose file not found: {target_pose}")
+      raise errors.MissingFileError(f"Target pose file not found: {target_pose}")
     entry = _lookup(table, target_name or target_pose, keypoints_path, "the target pose")
     search_dirs = [os.path.dirname(os.path.abspath(keypoints_path))]
   if entry.image_size is not None:
@@ -248,13 +253,17 @@ def load_config(config_spec: str | None, workdir: str) -> ml_collections.ConfigD
     return config_utils.load_config(config_spec)
   path = os.path.join(workdir, "config.json")
   if not os.path.isfile(path):
-    raise FileNotFoundError(f"No --config given and no {path}; pass --config=configs/<name>.py[:arg] "
+    raise errors.MissingFileError(f"No --config given and no {path}; pass --config=configs/<name>.py[:arg] "
                             "(the config the run was trained with).")
-  with open(path) as f:
-    saved = json.load(f)
+  try:
+    with open(path) as f:
+      saved = json.load(f)
+  except (OSError, json.JSONDecodeError) as e:
+    raise errors.BadInputError(f"{path} cannot be read as a run's config ({e}); pass --config="
+                               "configs/<name>.py[:arg] (the config the run was trained with).") from None
   missing = config_utils.keys_missing_from(saved)
   if missing:
-    raise ValueError(
+    raise errors.BadInputError(
         f"{path} was written by an older rfgen_jax: it lacks {len(missing)} config key(s) this version "
         f"reads ({', '.join(missing[:8])}{', ...' if len(missing) > 8 else ''}), and their defaults may not "
         "be what the run was trained with. Retrain with this version, or add the keys to the file with "
@@ -272,9 +281,9 @@ def run(config, workdir: str, sources: Sequence[str], keypoints: str, target_pos
   (`--raw_params`)."""
   sources = [s for s in sources if s]
   if not sources:
-    raise ValueError("No source images given (K = 0): pass --sources a.jpg[,b.jpg,...].")
+    raise errors.BadInputError("No source images given (K = 0): pass --sources a.jpg[,b.jpg,...].")
   if not out.lower().endswith((".png", ".jpg", ".jpeg", ".bmp")):
-    raise ValueError(f"--out must name an image file (.png, .jpg), got {out!r}.")
+    raise errors.BadInputError(f"--out must name an image file (.png, .jpg), got {out!r}.")
   num_joints = int(config.data.num_keypoints)
   table = read_keypoints_file(keypoints, num_joints)
   images = [read_image(path) for path in sources]
@@ -295,6 +304,7 @@ def run(config, workdir: str, sources: Sequence[str], keypoints: str, target_pos
   return {"image": out, "grid": grid_path(out)}
 
 
+@cli.exit_2_on_user_error   # a user error: one line on stderr, exit status 2 (rfgen_jax/errors.py)
 def main(argv: Sequence[str] | None = None) -> int:
   parser = argparse.ArgumentParser(
       prog="python -m rfgen_jax.tools.generate",
@@ -314,16 +324,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help="other aspect ratios: pad (default) or stretch to the model's size")
   parser.add_argument("--raw_params", action="store_true",
                       help="use the raw generator parameters, not their EMA (the default)")
+  parser.add_argument("--overwrite", action="store_true", help="replace an existing --out and its grid")
   args = parser.parse_args(argv)
-  try:
-    config = load_config(args.config, args.workdir)
-    run(config, args.workdir, args.sources.split(","), args.keypoints, args.target_pose, args.out,
-        step=args.step, target_name=args.target_name, target_size=parse_size(args.target_size),
-        fit=args.fit, raw_params=args.raw_params)
-  except (FileNotFoundError, KeyError, ValueError) as e:
-    message = e.args[0] if isinstance(e, KeyError) and e.args else e
-    print(f"error: {message}", file=sys.stderr)
-    return 2
+  if not args.overwrite:
+    errors.check_output_free(args.out)
+    errors.check_output_free(grid_path(args.out))
+  config = load_config(args.config, args.workdir)
+  run(config, args.workdir, args.sources.split(","), args.keypoints, args.target_pose, args.out,
+      step=args.step, target_name=args.target_name, target_size=parse_size(args.target_size),
+      fit=args.fit, raw_params=args.raw_params)
   return 0
 
 

@@ -41,6 +41,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from rfgen_jax import cli
+from rfgen_jax import errors
+
 NUM_JOINTS = 18
 NUM_LANDMARKS = 33
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
@@ -102,7 +105,7 @@ def blazepose_to_openpose(landmarks: np.ndarray, image_size: tuple[int, int],
 def format_csv_row(name: str, keypoints: np.ndarray) -> str:
   """One `name:keypoints_y:keypoints_x` line (integers, -1 missing) for (18, 2) (y, x) keypoints."""
   if ":" in name:
-    raise ValueError(f"Image name {name!r} contains ':', the annotation CSV's separator; rename the file.")
+    raise errors.BadInputError(f"Image name {name!r} contains ':', the annotation CSV's separator; rename the file.")
   kp = np.asarray(keypoints, np.float64)
   missing = (kp < 0).any(axis=-1)
   ys = [-1 if m else int(round(v)) for v, m in zip(kp[:, 0], missing)]
@@ -123,10 +126,10 @@ def write_annotation_csv(path: str, rows: Iterable[tuple[str, np.ndarray]]) -> N
 def list_images(folder: str) -> list[str]:
   """Sorted image file names (by extension) directly inside `folder`."""
   if not os.path.isdir(folder):
-    raise FileNotFoundError(f"Image folder not found: {folder}")
+    raise errors.MissingFileError(f"Image folder not found: {folder} (--images).")
   names = sorted(n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS))
   if not names:
-    raise FileNotFoundError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) in {folder}")
+    raise errors.MissingFileError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) in {folder} (--images).")
   return names
 
 
@@ -135,7 +138,7 @@ def _import_mediapipe():
     import mediapipe as mp  # pylint: disable=import-outside-toplevel
     return mp.solutions.pose
   except ImportError as e:
-    raise ImportError(
+    raise errors.MissingDependencyError(
         "mediapipe is not installed in this environment. It is an optional extra with its own venv "
         "(its numpy<2/protobuf<5 pins conflict with TensorFlow/JAX):\n"
         "  python3.11 -m venv ~/.venvs/rfgen-keypoints\n"
@@ -143,8 +146,9 @@ def _import_mediapipe():
         "  ~/.venvs/rfgen-keypoints/bin/python -m rfgen_jax.tools.pose_keypoints --images DIR --out CSV"
     ) from e
   except AttributeError as e:
-    raise ImportError("This mediapipe build has no legacy `mediapipe.solutions.pose`; install the version "
-                      "pinned in requirements-keypoints.txt.") from e
+    raise errors.MissingDependencyError(
+        "This mediapipe build has no legacy `mediapipe.solutions.pose`; install the version "
+        "pinned in requirements-keypoints.txt.") from e
 
 
 class PoseDetector:
@@ -197,12 +201,16 @@ def detect_keypoints(image_paths: Sequence[str], min_visibility: float = 0.5,
   results = []
   with PoseDetector(min_visibility, model_complexity) as detect:
     for path in image_paths:
-      with Image.open(path) as im:
-        rgb = np.asarray(im.convert("RGB"))
+      try:
+        with Image.open(path) as im:
+          rgb = np.asarray(im.convert("RGB"))
+      except Exception as e:  # pylint: disable=broad-except  (PIL raises several types for broken files)
+        raise errors.BadInputError(f"Cannot read image {path} ({type(e).__name__}: {e}).") from None
       results.append((path, detect(rgb)))
   return results
 
 
+@cli.exit_2_on_user_error   # a user error: one line on stderr, exit status 2 (rfgen_jax/errors.py)
 def main(argv: Sequence[str] | None = None) -> int:
   parser = argparse.ArgumentParser(
       prog="python -m rfgen_jax.tools.pose_keypoints",
@@ -215,8 +223,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help="BlazePose landmark model; 1 ships with the wheel, 0 and 2 are downloaded")
   parser.add_argument("--keep_undetected", action="store_true",
                       help="write a row of -1 for images without a detected person (default: skip them)")
+  parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
   args = parser.parse_args(argv)
 
+  if not args.overwrite:
+    errors.check_output_free(args.out)
   names = list_images(args.images)
   detections = detect_keypoints([os.path.join(args.images, n) for n in names], args.min_visibility,
                                 args.model_complexity)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rfgen_jax import errors
 from rfgen_jax.data import annotations
 
 SEQUENCES = ("walk", "turn", "orbit")
@@ -37,7 +38,7 @@ FACE = (NOSE, R_EYE, L_EYE, R_EAR, L_EAR)
 def _check_base(base: np.ndarray, what: str) -> np.ndarray:
   kp = np.asarray(base, np.float64)
   if kp.shape != (18, 2):
-    raise ValueError(f"The {what} sequence needs a base pose of 18 OpenPose keypoints (18, 2), got "
+    raise errors.BadInputError(f"The {what} sequence needs a base pose of 18 OpenPose keypoints (18, 2), got "
                      f"shape {kp.shape}.")
   return kp
 
@@ -98,7 +99,7 @@ def turn_around(base: np.ndarray, num_frames: int = 24) -> np.ndarray:
   kp = _check_base(base, "turn-around")
   present = _present(kp)
   if not present.any():
-    raise ValueError("The turn-around sequence needs a base pose with at least one joint present.")
+    raise errors.BadInputError("The turn-around sequence needs a base pose with at least one joint present.")
   torso = [j for j in (R_SHOULDER, L_SHOULDER, R_HIP, L_HIP) if present[j]]
   centre_x = kp[torso, 1].mean() if torso else kp[present, 1].mean()
   radius = kp[:, 1] - centre_x
@@ -134,7 +135,7 @@ def orbit(base: np.ndarray, num_frames: int | None = None, num_azimuths: int = 3
   `num_azimuths`) azimuths evenly spaced over a full turn, from the base's azimuth, at its elevation."""
   p = np.asarray(base, np.float64).reshape(-1)
   if p.shape[0] != 2:
-    raise ValueError("The orbit sequence needs a view pose [azimuth index, elevation degrees] "
+    raise errors.BadInputError("The orbit sequence needs a view pose [azimuth index, elevation degrees] "
                      f"(ShapeNet chairs, the turntable); got a pose of {p.shape[0]} values.")
   n = int(num_azimuths if num_frames is None else num_frames)
   steps = np.round(np.arange(n) * num_azimuths / n)
@@ -145,6 +146,6 @@ def read_pose_csv(path: str, num_joints: int = 18) -> tuple[list[str], np.ndarra
   """(frame names in file order, (T, J, 2) float32 keypoints) of an annotation-format CSV."""
   table = annotations.read_annotations(path, num_joints)
   if not table:
-    raise ValueError(f"{path}: no keypoint rows.")
+    raise errors.BadInputError(f"{path}: no keypoint rows.")
   names = list(table)
   return names, np.stack([np.asarray(table[n], np.float32) for n in names])

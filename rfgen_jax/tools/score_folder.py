@@ -27,6 +27,8 @@ import jax
 import ml_collections
 import numpy as np
 
+from rfgen_jax import cli
+from rfgen_jax import errors
 from rfgen_jax.evaluation import evaluators as ev
 from rfgen_jax.evaluation import image_files, loop, real_images
 from rfgen_jax.train import sharding
@@ -68,7 +70,7 @@ def score(generated: str, real: str, train: Optional[str] = None, annotations: O
   """Scores `generated` against `real` (see the module docstring); returns the report dict.
 
   Raises:
-    image_files.ImageFolderError, FileNotFoundError, ValueError: bad input (the message names it).
+    errors.UserError (image_files.ImageFolderError, ...): bad input (the message names it).
   """
   pairs = image_files.pair_folders(generated, real)
   image_size = image_files.read_image(pairs[0][0]).shape[:2]
@@ -82,8 +84,8 @@ def score(generated: str, real: str, train: Optional[str] = None, annotations: O
     table = annotations_lib.read_annotations(annotations)
     missing = [p[1] for p in pairs if _base(p[1]) not in table]
     if missing:
-      raise FileNotFoundError(f"{annotations} has no keypoints for the real image {missing[0]} "
-                              f"({len(missing)} of {len(pairs)} targets missing).")
+      raise errors.MissingEntryError(f"{annotations} has no keypoints for the real image {missing[0]} "
+                                     f"({len(missing)} of {len(pairs)} targets missing).")
     keypoints = [table[_base(p[1])] for p in pairs]
   fid_reals = None
   if train:
@@ -108,6 +110,7 @@ def _base(path: str) -> str:
   return os.path.basename(path)
 
 
+@cli.exit_2_on_user_error   # a user error: one line on stderr, exit status 2 (rfgen_jax/errors.py)
 def main(argv: Optional[Sequence[str]] = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--generated", required=True, help="folder of generated images")
@@ -123,12 +126,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   args = parser.parse_args(argv)
   weights = {key: getattr(args, key) for key in ("gfla_inception_weights", "inception_weights",
                                                   "alexnet_weights", "lpips_heads")}
-  try:
-    report = score(args.generated, args.real, args.train, args.annotations,
-                   [n for n in args.evaluators.split(",") if n], args.batch_size, weights, args.k)
-  except (image_files.ImageFolderError, FileNotFoundError, ValueError) as e:
-    sys.stderr.write(f"score_folder: {e}\n")
-    return 2
+  if args.batch_size < 1 or args.k < 1:
+    raise errors.BadInputError(f"--batch_size and --k must be >= 1, got {args.batch_size} and {args.k}.")
+  report = score(args.generated, args.real, args.train, args.annotations,
+                 [n for n in args.evaluators.split(",") if n], args.batch_size, weights, args.k)
   from rfgen_jax.evaluation import evaluator  # pylint: disable=g-import-not-at-top
   row = report["results"][str(args.k)]
   print(f"{report['counts'][str(args.k)]['scored']} images: " +

@@ -22,6 +22,7 @@ from typing import Sequence
 import jax
 import numpy as np
 
+from rfgen_jax import errors
 from rfgen_jax import inference
 from rfgen_jax.data import pipeline
 from rfgen_jax.data import poses as poses_lib
@@ -73,7 +74,7 @@ class ModelSession:
     try:
       return names.index(name)
     except ValueError:
-      raise KeyError(f"No test record named {name!r} in {self._index.description}.") from None
+      raise errors.MissingEntryError(f"No test record named {name!r} in {self._index.description}.") from None
 
   def test_example(self, name: str) -> tuple[np.ndarray, np.ndarray]:
     """(image (H, W, 3) uint8 at the model's size, raw pose) of a test record.
@@ -92,14 +93,14 @@ class ModelSession:
   def test_tuple(self, i: int, k: int) -> tuple[list[str], str]:
     """(K source names, target name) of the i-th fixed evaluation tuple with K sources."""
     if k < 1:
-      raise ValueError(f"K must be >= 1, got {k}.")
+      raise errors.BadInputError(f"K must be >= 1, got {k}.")
     if k not in self._tuples:
       index = self._split()
       batches = pipeline.EvalBatches(self.config, k, 0, 1, index)
       self._tuples[k] = batches.tuples
     rows = self._tuples[k]
     if not 0 <= i < len(rows):
-      raise ValueError(f"Test tuple {i} does not exist; there are {len(rows)} (0 to {len(rows) - 1}).")
+      raise errors.BadInputError(f"Test tuple {i} does not exist; there are {len(rows)} (0 to {len(rows) - 1}).")
     names = self._index.names
     return [names[j] for j in rows[i][:-1]], names[rows[i][-1]]
 
@@ -125,11 +126,11 @@ class ModelSession:
     """
     k = len(source_images)
     if k == 0:
-      raise ValueError("No source images given (K = 0); choose at least one source.")
+      raise errors.BadInputError("No source images given (K = 0); choose at least one source.")
     if len(source_poses) != k:
-      raise ValueError(f"{k} source images but {len(source_poses)} source poses.")
+      raise errors.BadInputError(f"{k} source images but {len(source_poses)} source poses.")
     if len(target_poses) == 0:
-      raise ValueError("No target pose given.")
+      raise errors.BadInputError("No target pose given.")
     images = np.stack([self._as_float_image(im) for im in source_images])
     maps = np.stack([self._as_pose_map(p) for p in source_poses])
     targets = np.stack([self._as_pose_map(p) for p in target_poses])
@@ -148,7 +149,7 @@ class ModelSession:
   def _as_float_image(self, image: np.ndarray) -> np.ndarray:
     image = np.asarray(image)
     if image.shape != self.image_size + (3,):
-      raise ValueError(f"Source image of shape {image.shape}; the model takes {self.image_size + (3,)} "
+      raise errors.BadInputError(f"Source image of shape {image.shape}; the model takes {self.image_size + (3,)} "
                        "(use inference.fit_image to bring a photo to that size).")
     if image.dtype == np.uint8:
       return image.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
@@ -159,7 +160,7 @@ class ModelSession:
     if pose.ndim == 3:
       expected = self.image_size + (int(self.config.data.pose_channels),)
       if pose.shape != expected:
-        raise ValueError(f"Pose map of shape {pose.shape}; the model takes {expected}.")
+        raise errors.BadInputError(f"Pose map of shape {pose.shape}; the model takes {expected}.")
       return pose
     return self.encode_pose(pose)
 

@@ -57,6 +57,8 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 from PIL import Image
 
+from rfgen_jax import cli
+from rfgen_jax import errors
 from rfgen_jax.tools import video_tracking as vt
 
 Detector = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]   # RGB frame -> boxes (N, 4), scores (N,)
@@ -64,8 +66,8 @@ PoseFn = Callable[[np.ndarray], "np.ndarray | None"]                # RGB crop -
 FrameSource = Callable[[], Iterator[tuple[int, np.ndarray]]]        # () -> (frame number, RGB frame) ...
 
 
-class InputError(ValueError):
-  """A bad video or a video without usable people: reported in one line, exit status 2."""
+class InputError(errors.BadInputError):
+  """A bad video or a video without usable people: reported in one line, exit status 2 (a user error)."""
 
 
 @dataclasses.dataclass
@@ -116,8 +118,9 @@ def _import_cv2():
   try:
     import cv2  # pylint: disable=import-outside-toplevel
   except ImportError as e:
-    raise ImportError("OpenCV is not installed in this environment; run the tool in the keypoints "
-                      "environment (requirements-keypoints.txt).") from e
+    raise errors.MissingDependencyError(
+        "OpenCV is not installed in this environment; run the tool in the keypoints "
+        "environment (requirements-keypoints.txt).") from e
   return cv2
 
 
@@ -195,11 +198,13 @@ class ByteTrackAdapter:
     try:
       import supervision as sv  # pylint: disable=import-outside-toplevel
     except ImportError as e:
-      raise ImportError("supervision is not installed; run the tool in the keypoints environment "
-                        "(requirements-keypoints.txt).") from e
+      raise errors.MissingDependencyError(
+          "supervision is not installed; run the tool in the keypoints environment "
+          "(requirements-keypoints.txt).") from e
     if not hasattr(sv, "ByteTrack"):
-      raise ImportError(f"supervision {sv.__version__} has no ByteTrack; install the version pinned in "
-                        "requirements-keypoints.txt.")
+      raise errors.MissingDependencyError(
+          f"supervision {sv.__version__} has no ByteTrack; install the version pinned in "
+          "requirements-keypoints.txt.")
     self.sv = sv
     # sv.ByteTrack keeps a lost track for lost_track_buffer * frame_rate / 30 frames.
     self.tracker = sv.ByteTrack(
@@ -391,20 +396,27 @@ def _parse_size(text: str) -> tuple[int, int]:
   return h, w
 
 
-def prepare_out_dir(out_dir: str, overwrite: bool) -> None:
-  """Refuses to mix with an earlier data set unless `overwrite` (which removes the tool's own outputs)."""
+def _earlier_outputs(out_dir: str, overwrite: bool) -> list[str]:
+  """The tool's own outputs present in `out_dir`; InputError (a user error) if any and not `overwrite`."""
   ours = ["train", "test", "market-annotation-train.csv", "market-annotation-test.csv", "summary.json",
           "contact_sheet.png"]
   present = [n for n in ours if os.path.exists(os.path.join(out_dir, n))]
   if present and not overwrite:
-    raise InputError(f"{out_dir} already holds a data set ({', '.join(present)}); pass --overwrite "
-                     "or another --out.")
+    raise InputError(f"{out_dir} (--out) already holds a data set ({', '.join(present)}); "
+                     "pass --overwrite to replace it, or choose another --out.")
+  return present
+
+
+def prepare_out_dir(out_dir: str, overwrite: bool) -> None:
+  """Refuses to mix with an earlier data set unless `overwrite` (which removes the tool's own outputs)."""
+  present = _earlier_outputs(out_dir, overwrite)
   for n in present:
     path = os.path.join(out_dir, n)
     shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
   os.makedirs(out_dir, exist_ok=True)
 
 
+@cli.exit_2_on_user_error   # a user error: one line on stderr, exit status 2 (rfgen_jax/errors.py)
 def main(argv: Sequence[str] | None = None) -> int:
   parser = argparse.ArgumentParser(
       prog="python -m rfgen_jax.tools.video_to_dataset",
@@ -437,35 +449,30 @@ def main(argv: Sequence[str] | None = None) -> int:
   args = parser.parse_args(argv)
   for flag in ("max_frames", "frame_step", "crop_every", "min_track_frames"):
     if getattr(args, flag) < (0 if flag == "max_frames" else 1):
-      print(f"error: --{flag} must be >= {0 if flag == 'max_frames' else 1}.", file=sys.stderr)
-      return 2
+      raise errors.BadInputError(f"--{flag} must be >= {0 if flag == 'max_frames' else 1}.")
   if not 0 <= args.test_fraction < 1:
-    print("error: --test_fraction must be in [0, 1).", file=sys.stderr)
-    return 2
+    raise errors.BadInputError("--test_fraction must be in [0, 1).")
+  _earlier_outputs(args.out, args.overwrite)   # refused before any video is read
   options = Options(image_size=args.image_size, margin=args.margin, detect_scale=args.detect_scale,
                     min_track_frames=args.min_track_frames, crop_every=args.crop_every,
                     min_box_height=args.min_box_height, min_motion=args.min_motion,
                     min_torso=args.min_torso, test_fraction=args.test_fraction, seed=args.seed)
-  try:
-    from rfgen_jax.tools import pose_keypoints  # pylint: disable=import-outside-toplevel
-    videos, infos = [], []
-    for path in args.video:
-      info = video_info(path)
-      total = info["frames"] if not args.max_frames else min(info["frames"], args.max_frames)
-      videos.append((path, video_frames(path, args.frame_step, args.max_frames),
-                     -(-total // args.frame_step)))
-      infos.append(info)
-      print(f"camera {len(videos)}: {path}: {info['frames']} frames, {info['width']}x{info['height']}, "
-            f"{info['fps']:g} fps.")
-    prepare_out_dir(args.out, args.overwrite)
-    detector = HogPeopleDetector(upscale=args.hog_upscale)
-    with pose_keypoints.PoseDetector(min_visibility=args.min_visibility) as pose:
-      summary = build_dataset(
-          videos, detector, lambda i: ByteTrackAdapter(infos[i]["fps"] / args.frame_step), pose, args.out,
-          options)
-  except (InputError, FileNotFoundError, ImportError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+  from rfgen_jax.tools import pose_keypoints  # pylint: disable=import-outside-toplevel
+  videos, infos = [], []
+  for path in args.video:
+    info = video_info(path)
+    total = info["frames"] if not args.max_frames else min(info["frames"], args.max_frames)
+    videos.append((path, video_frames(path, args.frame_step, args.max_frames),
+                   -(-total // args.frame_step)))
+    infos.append(info)
+    print(f"camera {len(videos)}: {path}: {info['frames']} frames, {info['width']}x{info['height']}, "
+          f"{info['fps']:g} fps.")
+  prepare_out_dir(args.out, args.overwrite)
+  detector = HogPeopleDetector(upscale=args.hog_upscale)
+  with pose_keypoints.PoseDetector(min_visibility=args.min_visibility) as pose:
+    summary = build_dataset(
+        videos, detector, lambda i: ByteTrackAdapter(infos[i]["fps"] / args.frame_step), pose, args.out,
+        options)
   print_summary(summary, args.out)
   return 0
 

@@ -15,11 +15,11 @@ import jax
 import orbax.checkpoint as ocp
 from absl import logging
 
-from rfgen_jax import config_utils
+from rfgen_jax import config_utils, errors
 
 
-class IncompatibleCheckpointError(ValueError):
-  """The checkpoint in a workdir was written by a config with other shapes."""
+class IncompatibleCheckpointError(errors.UserError, ValueError):
+  """The checkpoint in a workdir was written by a config with other shapes (a user error)."""
 
 
 class Checkpointer:

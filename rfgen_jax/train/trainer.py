@@ -67,9 +67,8 @@ class Trainer:
     config_utils.validate_config(config, num_devices=jax.device_count())
     self.config = config
     self.workdir = workdir
-    write_config(config, workdir)
-    self.writer = metric_writers.create_default_writer(
-        workdir, just_logging=jax.process_index() > 0, asynchronous=True)
+    # Data, weights and the checkpoint are opened before anything is written: a run that cannot start
+    # (a user error, `rfgen_jax/errors.py`) leaves no file in the workdir.
 
     # ------------------------------------------------------------ mesh
     self.mesh = sharding.make_mesh(config.train.mesh_shape)
@@ -78,21 +77,26 @@ class Trainer:
     logging.info("Mesh %s over %d devices (%d processes).", dict(self.mesh.shape), jax.device_count(),
                  jax.process_count())
 
-    # ------------------------------------------------------------ input
-    data.ensure_dataset(config)
-    self.train_iter = data.create_train_iterator(config)   # this process's rows of each global batch
-
     # ------------------------------------------------------------ model
     self.generator = models.build_generator(config)
     self.discriminator = models.build_discriminator(config)
     self.vgg, vgg_params = vgg19.load_vgg19(config)
     self.vgg_params = jax.device_put(vgg_params, self.replicated)
 
-    # ------------------------------------------------------------ state, created sharded
+    # ------------------------------------------------------------ checkpoint (checked before the input
+    # pipeline starts its worker processes)
     abstract = state_lib.abstract_state(config, self.generator, self.discriminator)
     self.state_sharding = jax.tree.map(lambda _: self.replicated, abstract)
     self.checkpointer = checkpointing.Checkpointer(workdir, config)
     latest = self.checkpointer.latest_step()
+    if latest is not None:
+      self.checkpointer.check_compatible(latest, config)
+
+    # ------------------------------------------------------------ input
+    data.ensure_dataset(config)
+    self.train_iter = data.create_train_iterator(config)   # this process's rows of each global batch
+
+    # ------------------------------------------------------------ state, created sharded
     if latest is not None:
       target = checkpointing.abstract_with_sharding(abstract, self.state_sharding)
       self.state = self.checkpointer.restore(latest, target, config, self.train_iter)
@@ -101,6 +105,11 @@ class Trainer:
       self.state = state_lib.create_state(config, jax.random.PRNGKey(config.train.seed), self.generator,
                                           self.discriminator, self.state_sharding)
     self.last_saved = latest
+
+    # ------------------------------------------------------------ outputs (the run has started)
+    write_config(config, workdir)
+    self.writer = metric_writers.create_default_writer(
+        workdir, just_logging=jax.process_index() > 0, asynchronous=True)
 
     # ------------------------------------------------------------ steps
     # Traced (for their metric shapes, `_init_health`) and compiled (`compile_steps`) only for the stages a

@@ -27,6 +27,7 @@ import os
 
 from absl import logging
 
+from rfgen_jax import errors
 from rfgen_jax.data import annotations
 from rfgen_jax.data import images
 from rfgen_jax.data import registry
@@ -223,15 +224,19 @@ def people_dataset(name: str, tfds_name: str, layout: annotations.Layout, summar
     if generate is not None:
       generate(config)
     else:
-      text = help_text.format(root=os.path.abspath(root or "."))
+      # One sentence (a user error: exit status 2); the full layout help is `help_text` in the data
+      # set's module.
+      title = help_text.split(" was not found", 1)[0]
+      expected = [f"{s}/" for s in SPLITS] + [layout.annotation.format(split=s) for s in SPLITS]
+      fix = (f"set --config.data.root to a folder holding {', '.join(expected)} (where each comes from: "
+             f"rfgen_jax/data/datasets/{name}.py), or try --config=configs/synthetic.py, which needs no download.")
       if not root or not os.path.isdir(root):
-        raise FileNotFoundError(text)
-      missing = [p for p in [os.path.join(root, s) for s in SPLITS] +
-                 [os.path.join(root, layout.annotation.format(split=s)) for s in SPLITS]
-                 if not os.path.exists(p)]
+        raise errors.MissingFileError(
+            f"{title} was not found at {os.path.abspath(root or '.')} (--config.data.root={root!r}); {fix}")
+      missing = [p for p in expected if not os.path.exists(os.path.join(root, p))]
       if missing:
-        raise FileNotFoundError(f"{name} data root {root} is incomplete; missing: {', '.join(missing)}.\n" +
-                                text.split("\n", 1)[1])
+        raise errors.MissingFileError(f"{title} data root {os.path.abspath(root)} is incomplete, it lacks "
+                                      f"{', '.join(missing)}; {fix}")
     prepare_copy(config)
 
   return registry.register(registry.DataSet(
