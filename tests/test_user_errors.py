@@ -111,6 +111,10 @@ def _cases(i: dict, w) -> list:
        [f"--config={MARKET}", f"--workdir={w('train_empty_data_root')}/run", f"--config.data.root={i['empty_root']}",
         "--config.losses.allow_random_vgg=True"],
        ["is incomplete", "market-annotation-train.csv", "--config.data.root"], False),
+      ("train_missing_folder_root", main,   # your own images (configs/folder.py)
+       [f"--config=configs/folder.py:tiny", f"--workdir={w('train_missing_folder_root')}/run",
+        "--config.data.root=/nonexistent/photos", "--config.losses.allow_random_vgg=True"],
+       ["The image folder was not found at /nonexistent/photos"], False),
       ("eval_missing_data_root", main,   # eval needs a checkpoint first: that is what it names
        [f"--config={MARKET}", f"--workdir={w('eval_missing_data_root')}", "--mode=eval",
         "--config.data.root=/nonexistent/m"], ["No checkpoint in"], True),

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 
+from rfgen_jax import errors
 from rfgen_jax.data import annotations
 from rfgen_jax.data import registry
 from rfgen_jax.data.split_index import FileSource
@@ -76,13 +77,13 @@ def _prepare(config) -> None:
   text = _HELP.format(root=os.path.abspath(root or "."), annotation_train=lay.annotation.format(split="train"),
                       annotation_test=lay.annotation.format(split="test"))
   if not root or not os.path.isdir(root):
-    raise FileNotFoundError(text)
+    raise errors.MissingFileError(text)
   missing = [p for p in [os.path.join(root, s) for s in ("train", "test")] +
              [os.path.join(root, lay.annotation.format(split=s)) for s in ("train", "test")]
              if not os.path.exists(p)]
   if missing:
-    raise FileNotFoundError(f"folder data root {root} is incomplete; missing: {', '.join(missing)}.\n" +
-                            text.split("\n", 1)[1])
+    raise errors.MissingFileError(f"folder data root {root} is incomplete; missing: {', '.join(missing)}.\n" +
+                                  text.split("\n", 1)[1])
 
 
 def _open_split(config, split: str) -> SplitIndex:

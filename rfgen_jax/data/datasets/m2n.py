@@ -32,6 +32,7 @@ from typing import Sequence
 from absl import logging
 import numpy as np
 
+from rfgen_jax import errors
 from rfgen_jax.data import registry
 from rfgen_jax.data import tuples as tuples_lib
 from rfgen_jax.data.datasets import m2n_format
@@ -243,11 +244,11 @@ def _check_files(name: str, kind: str, help_text: str):
     text = help_text.format(root=os.path.abspath(root or "."), kind=kind, pose_dim=d.pose_dim,
                             what="cars" if kind == "car" else "chairs")
     if not root or not os.path.isdir(root):
-      raise FileNotFoundError(text)
+      raise errors.MissingFileError(text)
     missing = [os.path.join(root, n) for n in _expected_files(kind) if not os.path.isfile(os.path.join(root, n))]
     if missing:
-      raise FileNotFoundError(f"{name} data root {root} is incomplete; missing: {', '.join(missing)}.\n" +
-                              text.split("\n", 1)[1])
+      raise errors.MissingFileError(f"{name} data root {root} is incomplete; missing: {', '.join(missing)}.\n" +
+                                    text.split("\n", 1)[1])
   return prepare
 
 

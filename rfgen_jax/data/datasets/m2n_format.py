@@ -33,6 +33,8 @@ from typing import Sequence
 from absl import logging
 import numpy as np
 
+from rfgen_jax import errors
+
 KINDS_HELP = "'chair', 'car', 'turntable' (objects) or 'kitti'"
 OBJECT_POSE_DIM = 2
 KITTI_POSE_DIM = 6
@@ -94,7 +96,7 @@ def parse_name(name: str, kind: str, where: str = "") -> tuple[str, int, int]:
 def read_id_list(path: str) -> list[tuple[str, int]]:
   """[(id, line number)] of an id list file, blank lines skipped."""
   if not os.path.isfile(path):
-    raise FileNotFoundError(f"M2N id list not found: {path}")
+    raise errors.MissingFileError(f"M2N id list not found: {path}")
   with open(path) as f:
     return [(line.strip(), i) for i, line in enumerate(f, start=1) if line.strip()]
 
@@ -140,7 +142,8 @@ def load_m2n(root: str, kind: str, split: str, pose_dim: int | None = None) -> l
   if pose_dim is None:
     pose_dim = KITTI_POSE_DIM if is_kitti(kind) else OBJECT_POSE_DIM
   if not os.path.isfile(h5_path):
-    raise FileNotFoundError(f"M2N data file not found: {h5_path} (expected layout: see rfgen_jax/data/datasets/m2n_format.py).")
+    raise errors.MissingFileError(
+        f"M2N data file not found: {h5_path} (expected layout: see rfgen_jax/data/datasets/m2n_format.py).")
   with _h5py().File(h5_path, "r") as f:
     if ids_name is None:
       entries = [(name, None) for name in sorted(f.keys())]

@@ -33,6 +33,7 @@ from typing import Sequence
 from absl import logging
 import numpy as np
 
+from rfgen_jax import errors
 from rfgen_jax.data import annotations
 from rfgen_jax.data import registry
 from rfgen_jax.data import tuples as tuples_lib
@@ -103,7 +104,8 @@ def load_split(root: str, split: str, num_landmarks: int = NUM_LANDMARKS) -> lis
   """All usable frames of a split, sorted by name (see the module docstring)."""
   split_dir = os.path.join(root, split)
   if not os.path.isdir(split_dir):
-    raise FileNotFoundError(f"VoxCeleb2 split folder not found: {split_dir} (layout: rfgen_jax/data/datasets/voxceleb.py).")
+    raise errors.MissingFileError(
+        f"VoxCeleb2 split folder not found: {split_dir} (layout: rfgen_jax/data/datasets/voxceleb.py).")
   records = []
   for identity in sorted(os.listdir(split_dir)):
     id_dir = os.path.join(split_dir, identity)
@@ -120,7 +122,7 @@ def load_split(root: str, split: str, num_landmarks: int = NUM_LANDMARKS) -> lis
       on_disk = set(os.listdir(video_dir))
       for frame, lm in read_landmarks_csv(csv_path, num_landmarks).items():
         if frame not in on_disk:
-          raise FileNotFoundError(f"Frame listed in {csv_path} is missing: {os.path.join(video_dir, frame)}")
+          raise errors.MissingFileError(f"Frame listed in {csv_path} is missing: {os.path.join(video_dir, frame)}")
         records.append(FaceRecord(f"{identity}/{video}/{frame}", identity, video,
                                   os.path.abspath(os.path.join(video_dir, frame)), lm))
   counts = collections.Counter(r.identity for r in records)
@@ -198,11 +200,11 @@ def _prepare(config) -> None:
   root = config.data.root
   text = _HELP.format(root=os.path.abspath(root or "."))
   if not root or not os.path.isdir(root):
-    raise FileNotFoundError(text)
+    raise errors.MissingFileError(text)
   missing = [os.path.join(root, s) for s in ("train", "test") if not os.path.isdir(os.path.join(root, s))]
   if missing:
-    raise FileNotFoundError(f"{config.data.name} data root {root} is incomplete; missing: "
-                            f"{', '.join(missing)}.\n" + text.split("\n", 1)[1])
+    raise errors.MissingFileError(f"{config.data.name} data root {root} is incomplete; missing: "
+                                  f"{', '.join(missing)}.\n" + text.split("\n", 1)[1])
 
 
 def _open_split(config, split: str) -> SplitIndex:
