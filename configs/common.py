@@ -114,7 +114,7 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.data.read_threads = 1           # threads per process (or grain worker) loading elements: on this
                                     # 2-core CPU 2 threads cost 55% more host CPU per batch (GIL
                                     # contention) for no gain (docs/performance.md, "Train loop")
-  c.data.prefetch_buffer_size = 2
+  c.data.prefetch_buffer_size = 2   # batches read ahead (per process, and per grain worker)
   c.data.shuffle_seed = 0
   c.data.skip_corrupt_images = False  # True: skip and count unreadable images instead of failing
   c.data.test_tuples_seed = 1234      # the fixed, seeded list of evaluation tuples

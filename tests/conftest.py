@@ -91,7 +91,8 @@ def tiny_train_step(tiny_train_setup):
 # `--no-loadscope-reorder` would) hands them out first and the short files fill the gaps around them. xdist's default order (most tests first) started the two-process file,
 # which has one default test, last: one worker idled while the other ran it for minutes.
 _LONGEST_FIRST = ("test_multiprocess.py", "test_main.py", "test_evaluators.py", "test_reduction.py",
-                  "test_overfit.py", "test_train.py", "test_model_options.py", "test_entry_points.py")
+                  "test_real_configs.py", "test_overfit.py", "test_train.py", "test_model_options.py",
+                  "test_entry_points.py")
 
 
 def pytest_collection_modifyitems(items):
@@ -102,3 +103,19 @@ def pytest_collection_modifyitems(items):
 def pytest_configure(config):
   if hasattr(config.option, "loadscopereorder"):   # pytest-xdist is loaded (not with `-p no:xdist`)
     config.option.loadscopereorder = False
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session):   # pylint: disable=unused-argument
+  """Collects the session's garbage now, then freezes what is left out of later collections.
+
+  Under pytest-xdist a worker reports "finished" right after this hook; the controller then asks it to
+  exit and, if it has not within 5 s, execnet sends it SIGINT. pytest's unconfigure runs a full
+  `gc.collect()` after the report: over a heap of jax, TensorFlow and torch objects, with jax's
+  `_xla_gc_callback` freeing device buffers, that took over 5 s on a busy 2-core host, and the SIGINT
+  arrived inside the collection: "PytestUnraisableExceptionWarning ... KeyboardInterrupt" in
+  `_xla_gc_callback`. Collected here (before the report), the later collection has nothing to traverse.
+  """
+  import gc  # pylint: disable=g-import-not-at-top
+  gc.collect()
+  gc.freeze()

@@ -58,12 +58,44 @@ def write_market_fixture(root, seed=0):
     expected[split] = exp
     with open(os.path.join(root, f"market-annotation-{split}.csv"), "w") as f:
       f.write("name:keypoints_y:keypoints_x\n" + "\n".join(rows) + "\n")
-    names = sorted(exp)
-    with open(os.path.join(root, f"market-pairs-{split}.csv"), "w") as f:
-      f.write("from,to\n" + "\n".join(f"{a},{b}" for a, b in zip(names, names[1:])) + "\n")
+    _write_pairs(os.path.join(root, f"market-pairs-{split}.csv"), exp)
   usable = {
       "train": {n: i for n, i in expected["train"].items()
                 if i in ("0002", "0007") or (i == "0011" and "_c3" not in n)},
       "test": dict(expected["test"]),
   }
   return usable
+
+
+def _write_pairs(path, identities: dict[str, str]) -> None:
+  """GFLA's pairs CSV: each image (by name) paired with the next image of the same person."""
+  names = sorted(identities)
+  pairs = [(a, b) for a, b in zip(names, names[1:]) if identities[a] == identities[b]]
+  with open(path, "w") as f:
+    f.write("from,to\n" + "\n".join(f"{a},{b}" for a, b in pairs) + "\n")
+
+
+def write_deepfashion_fixture(root, seed=0):
+  """Writes a DeepFashion-layout root (GFLA's flattened names, `fasion-*` CSVs, keypoints inside the
+  256x176 frame of `configs/deepfashion.py`): 3 train items with 3, 2, 2 views; 2 test items with 3, 2.
+  Returns {split: {name: identity}}."""
+  rng = np.random.default_rng(seed)
+  plan = {"train": [("MENDenimid00000080", 3), ("WOMENDressesid00001234", 2), ("MENShirtsid00000011", 2)],
+          "test": [("WOMENBlousesid00000357", 3), ("MENPantsid00000042", 2)]}
+  expected = {}
+  for split, items in plan.items():
+    os.makedirs(os.path.join(root, split), exist_ok=True)
+    rows, exp = [], {}
+    for identity, count in items:
+      for n in range(1, count + 1):
+        name = f"fasion{identity}{n:02d}_{n}front.jpg"
+        ys, xs = _keypoints(rng)
+        img = np.zeros((HEIGHT, WIDTH, 3), np.uint8) + np.array(colour_of(identity), np.uint8)
+        Image.fromarray(img).save(os.path.join(root, split, name), quality=100, subsampling=0)
+        rows.append(f"{name}: {json.dumps([int(v) for v in ys])}: {json.dumps([int(v) for v in xs])}")
+        exp[name] = identity
+    expected[split] = exp
+    with open(os.path.join(root, f"fasion-annotation-{split}.csv"), "w") as f:
+      f.write("name:keypoints_y:keypoints_x\n" + "\n".join(rows) + "\n")
+    _write_pairs(os.path.join(root, f"fasion-pairs-{split}.csv"), exp)
+  return expected

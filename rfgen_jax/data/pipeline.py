@@ -18,8 +18,9 @@ Training stream (a grain MapDataset, so it is random-access, deterministic and r
   range(N train targets) -> shuffle(data.shuffle_seed), reshuffled each epoch -> repeat forever
   -> random_map: element i (global index) draws its sources and augmentation from a generator seeded by
      (seed, i) -> this host's rows (`_HostRows`: of global batch t, host p reads elements
-     t * B + p * B / P + [0, B / P)) -> to_iter_dataset (threads) -> batch(per-host)
-  -> mp_prefetch(data.num_workers) when > 0.
+     t * B + p * B / P + [0, B / P)) -> batch(per-host) -> to_iter_dataset (threads)
+  -> mp_prefetch(data.num_workers) when > 0 (worker w makes batches w, w + n, ...; grain hands them
+     out in order, so the stream is the same for every number of workers).
 Each epoch every image is a target once; its K sources are drawn afresh by the split's sampler.
 Host p's i-th batch is rows [p * B / P, (p + 1) * B / P) of the global batch i, which is the same for
 every process count (a run on 2 hosts sees the batches of a run on 1); `get_state()/set_state()` of the
@@ -287,9 +288,13 @@ def create_train_dataset(config, process_index=None, process_count=None,
   ds = ds.random_map(_RandomTuple(loader, sampler, config.data.num_sources, index.targets), seed=seed + 1)
   if process_count > 1:
     ds = _HostRows(ds, process_index, process_count, per_host)
+  # Batched before the iterator, so that a batch is one element: grain's worker w reads elements
+  # w, w + n, ... of the iterator's source, and batching after that would mix the rows of different
+  # batches (worker 0's first batch would be elements 0, 2, 4, ...). This way batch t is rows
+  # [t * per_host, (t + 1) * per_host) whatever data.num_workers (tests/test_real_configs.py).
+  ds = ds.batch(per_host, drop_remainder=True)
   it = ds.to_iter_dataset(grain.ReadOptions(
-      num_threads=_read_threads(config), prefetch_buffer_size=max(1, config.data.prefetch_buffer_size) * per_host))
-  it = it.batch(per_host, drop_remainder=True)
+      num_threads=_read_threads(config), prefetch_buffer_size=max(1, config.data.prefetch_buffer_size)))
   workers = _num_workers(config.data.num_workers)
   if workers:
     it = it.mp_prefetch(grain.MultiprocessingOptions(

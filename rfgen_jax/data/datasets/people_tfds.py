@@ -185,15 +185,33 @@ def open_copy(config, split: str) -> SplitIndex:
   if len(index["names"]) != len(source):
     raise ValueError(f"{path} lists {len(index['names'])} records, the prepared split has {len(source)}; "
                      f"delete {builder.data_dir} to prepare it again.")
-  return SplitIndex(_Source(source), index["names"], index["identities"],
+  return SplitIndex(_Source(os.fspath(builder.data_dir), split, source), index["names"], index["identities"],
                     f"{builder.name}/{split} in {builder.data_dir}")
 
 
 class _Source:
-  """The TFDS source with each record's `keypoints` also under `pose` (the pipeline's raw-pose key)."""
+  """A prepared split's records, each with its `keypoints` also under `pose` (the pipeline's raw-pose key).
 
-  def __init__(self, source):
-    self.source = source
+  Picklable for grain's worker processes: it holds the prepared directory and the split, and (re)opens the
+  array_record source on first use in each process with TFDS's read-only builder, so no builder class
+  travels to a worker (the builders of `builder_class` are made at run time, which cloudpickle would
+  have to copy by value, class properties included: it cannot).
+  """
+
+  def __init__(self, data_dir: str, split: str, source=None):
+    self.data_dir, self.split = data_dir, split
+    self._source = source
+
+  @property
+  def source(self):
+    if self._source is None:
+      import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+      self._source = tfds.builder_from_directory(self.data_dir).as_data_source(
+          self.split, decoders={"image": tfds.decode.SkipDecoding()})
+    return self._source
+
+  def __getstate__(self):
+    return {"data_dir": self.data_dir, "split": self.split, "_source": None}
 
   def __len__(self) -> int:
     return len(self.source)
