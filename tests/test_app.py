@@ -4,6 +4,7 @@ The browser test (drag a joint in headless Chromium) is tests/test_app_browser.p
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -182,7 +183,8 @@ def test_upload_that_is_not_an_image_is_named_before_keypoints(people, tmp_path)
 
 def test_busy_port_is_one_sentence_and_exit_status_2(tmp_path, capsys):
   """A port another server listens on ends the command before the model is loaded (the workdir is not
-  even read): one line on stderr naming the port, exit status 2."""
+  even read): one line on stderr naming the port, exit status 2 (`cli.exit_2_on_user_error`); so does a
+  missing gradio."""
   import socket  # pylint: disable=import-outside-toplevel
   with socket.socket() as busy:
     busy.bind(("127.0.0.1", 0))
@@ -195,6 +197,10 @@ def test_busy_port_is_one_sentence_and_exit_status_2(tmp_path, capsys):
   assert app_lib.main(["--workdir", str(tmp_path), "--port", "70000"]) == 2
   assert "not a port number" in capsys.readouterr().err
   assert app_lib.port_problem("127.0.0.1", port) is None       # free again once closed
+  if importlib.util.find_spec("gradio") is None:                # the test venv: no app extras
+    assert app_lib.main(["--workdir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "needs gradio: pip install -r requirements-app.txt" in err and len(err.strip().splitlines()) == 1
 
 
 def test_pictures_are_whole_and_captioned_in_full():

@@ -44,6 +44,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from rfgen_jax import cli
+from rfgen_jax import errors
 from rfgen_jax import inference
 from rfgen_jax import visualize
 from rfgen_jax.tools import session as session_lib
@@ -53,8 +55,9 @@ EDITOR_ID = "pose-editor"
 POSE_BOX_ID = "pose-json"
 
 
-class UserError(ValueError):
-  """An error shown in the page as a sentence."""
+class UserError(errors.BadInputError):
+  """An error shown in the page as a sentence (on the command line: one line, exit status 2;
+  `rfgen_jax/errors.py`)."""
 
 
 # ------------------------------------------------------------------------------------------ pose text
@@ -362,7 +365,7 @@ class App:
 
 def describe(exc: BaseException) -> str:
   """One sentence for the page from any exception (no traceback)."""
-  if isinstance(exc, UserError):
+  if isinstance(exc, errors.UserError):     # the app's own, or a library's check of an input
     return str(exc)
   message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
   return f"Could not generate ({type(exc).__name__}): {message}".strip()
@@ -515,6 +518,7 @@ def launch(app: App, host: str = "127.0.0.1", port: int | None = None, share: bo
   return demo
 
 
+@cli.exit_2_on_user_error   # a user error: one line on stderr, exit status 2 (rfgen_jax/errors.py)
 def main(argv: Sequence[str] | None = None) -> int:
   parser = argparse.ArgumentParser(prog="python -m rfgen_jax.tools.app",
                                    description="Interactive app on a trained checkpoint.")
@@ -530,23 +534,17 @@ def main(argv: Sequence[str] | None = None) -> int:
   args = parser.parse_args(argv)
   problem = port_problem(args.host, args.port) if args.port is not None else None
   if problem:       # before the model is loaded: a busy port is known at once
-    print(f"error: {problem}", file=sys.stderr)
-    return 2
+    raise errors.BadInputError(problem)
   try:
     import gradio  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
   except ImportError:
-    print("error: the app needs gradio: pip install -r requirements-app.txt", file=sys.stderr)
-    return 2
+    raise errors.MissingDependencyError("The app needs gradio: pip install -r requirements-app.txt (README, "
+                                        "\"Interactive app, animations and inner maps\").") from None
   from rfgen_jax.tools import generate as generate_tool  # pylint: disable=import-outside-toplevel
-  try:
-    config = generate_tool.load_config(args.config, args.workdir)
-    session = session_lib.ModelSession(args.workdir, config, args.step, batch_size=1)
-    app = App(session, args.keypoints_python or session_lib.default_keypoints_python())
-    app.test_names()    # opens the test split now, so a missing data set is reported before serving
-  except (FileNotFoundError, KeyError, ValueError) as e:
-    message = e.args[0] if isinstance(e, KeyError) and e.args else e
-    print(f"error: {message}", file=sys.stderr)
-    return 2
+  config = generate_tool.load_config(args.config, args.workdir)
+  session = session_lib.ModelSession(args.workdir, config, args.step, batch_size=1)
+  app = App(session, args.keypoints_python or session_lib.default_keypoints_python())
+  app.test_names()    # opens the test split now, so a missing data set is reported before serving
 
   def announce(url):
     print(f"Serving {args.workdir} (step {session.step}) at {url}  (Ctrl+C stops it)", flush=True)
@@ -554,8 +552,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   try:
     launch(app, args.host, args.port, args.share, announce=announce)
   except OSError as e:   # the port was taken between the check above and the launch
-    print(f"error: cannot serve on {args.host}:{args.port or 'a port from 7860'}: {e}", file=sys.stderr)
-    return 2
+    raise errors.BadInputError(f"Cannot serve on {args.host}:{args.port or 'a port from 7860'} "
+                               f"({cli.one_line(e)}): pass another --port.") from None
   return 0
 
 
