@@ -129,9 +129,7 @@ def restore_generator(config, workdir: str, step: int | None = None, sharding=No
   use_ema = bool(config.eval.use_ema) if use_ema is None else bool(use_ema)
   # A read-only manager whose `state` handler is the PyTree handler (same on-disk format as the
   # trainer's StandardCheckpointHandler), which supports restoring a subtree.
-  manager = ocp.CheckpointManager(
-      directory, options=ocp.CheckpointManagerOptions(read_only=True, create=False),
-      item_handlers={"state": ocp.PyTreeCheckpointHandler()})
+  manager = checkpointing.read_only_manager(directory, state_handler=ocp.PyTreeCheckpointHandler())
   try:
     name = "ema_params" if use_ema else "gen_params"
     if use_ema and not _has_item(manager, step, name):

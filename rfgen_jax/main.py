@@ -48,22 +48,13 @@ def _maybe_initialize_distributed() -> None:
     jax.distributed.initialize()   # cluster auto-detection (SLURM, Cloud TPU)
 
 
-class _QuietLibraries:
-  """absl log filter: drops INFO records of Orbax and TFDS (a few lines per checkpoint otherwise)."""
-
-  NOISY = ("/orbax/", "/tensorflow_datasets/", "/grain/")
-
-  def filter(self, record) -> bool:
-    return record.levelno >= 30 or not any(p in record.pathname for p in self.NOISY)
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  logging.get_absl_handler().addFilter(_QuietLibraries())
+  from rfgen_jax import logging_setup  # pylint: disable=g-import-not-at-top
+  logging_setup.configure()   # short prefix, expected library messages dropped, no tqdm bars in a log file
   _maybe_initialize_distributed()
   config = FLAGS.config
-  logging.info("Config:\n%s", config)
   logging.info("Process %d/%d, %d local / %d global devices: %s", jax.process_index(),
                jax.process_count(), jax.local_device_count(), jax.device_count(), jax.devices())
   logging.info("XLA_FLAGS=%r (rfgen_jax/xla_cpu_defaults.py adds its CPU default unless yours set it).",

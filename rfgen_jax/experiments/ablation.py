@@ -221,7 +221,8 @@ def device_slots(parallel: int, platform: str, count: int) -> List[dict]:
 
 
 # -------------------------------------------------------------------------------------------- progress
-_STEP = re.compile(r"\] \[(\d+)\] ")
+# A train step of the main job's progress line (rfgen_jax/train/progress.py), or of clu's metric lines.
+_STEP = re.compile(r"(?:\bstep |\] \[)(\d+)(?:/\d+ stage |\] )")
 _RESUME = re.compile(r"Resuming from step (\d+)")
 _EVAL = re.compile(r"eval K=(\d+)")
 

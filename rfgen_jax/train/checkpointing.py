@@ -27,15 +27,14 @@ class Checkpointer:
 
   def __init__(self, workdir: str, config, *, read_only: bool = False):
     self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+    if read_only:
+      self.manager = read_only_manager(self.directory)
+      return
     options = ocp.CheckpointManagerOptions(
         max_to_keep=config.checkpoint.max_to_keep,
         enable_async_checkpointing=bool(config.checkpoint.async_save),
-        create=not read_only, read_only=read_only, cleanup_tmp_directories=True)
-    self.manager = ocp.CheckpointManager(
-        self.directory, options=options,
-        item_handlers={"state": ocp.StandardCheckpointHandler(),
-                       "data": grain.checkpoint.CheckpointHandler(),
-                       "config": ocp.JsonCheckpointHandler()})
+        create=True, cleanup_tmp_directories=True)
+    self.manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=item_handlers())
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
@@ -79,6 +78,31 @@ class Checkpointer:
   def close(self) -> None:
     self.manager.wait_until_finished()
     self.manager.close()
+
+
+def item_handlers(state_handler=None) -> dict:
+  """Orbax handlers of the three items of a checkpoint (`state`, `data`, `config`).
+
+  Every manager that opens the checkpoints registers all three, even to restore one: Orbax warns
+  ("Item ... was found in the checkpoint, but could not be restored") about every item on disk it has no
+  handler for. `state_handler` replaces the `state` handler (inference restores a subtree of the state
+  with `ocp.PyTreeCheckpointHandler`, which reads the same format).
+  """
+  return {"state": state_handler or ocp.StandardCheckpointHandler(),
+          "data": grain.checkpoint.CheckpointHandler(),
+          "config": ocp.JsonCheckpointHandler()}
+
+
+def read_only_manager(directory: str, state_handler=None) -> ocp.CheckpointManager:
+  """A manager that reads the checkpoints of `directory` and can neither save, delete nor create.
+
+  The options are those Orbax enforces for `read_only=True` (no saving interval, no `max_to_keep`, no
+  clean-up of temporary folders), given here so that Orbax has none to correct and warn about.
+  """
+  options = ocp.CheckpointManagerOptions(
+      read_only=True, create=False, save_interval_steps=0, max_to_keep=None,
+      cleanup_tmp_directories=False)
+  return ocp.CheckpointManager(directory, options=options, item_handlers=item_handlers(state_handler))
 
 
 def abstract_with_sharding(abstract_tree, sharding_tree):

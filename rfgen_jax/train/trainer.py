@@ -14,11 +14,13 @@ process 0.
 from __future__ import annotations
 
 import collections
+import glob
 import itertools
 import os
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from absl import logging
 from clu import metric_writers, periodic_actions
@@ -26,7 +28,8 @@ from jax.experimental import multihost_utils
 
 from rfgen_jax import config_utils, data, inference, models, multihost, visualize
 from rfgen_jax.nets import vgg19
-from rfgen_jax.train import checkpointing, preemption, sharding, state as state_lib, steps
+from rfgen_jax.train import checkpointing, preemption, progress as progress_lib, sharding, state as state_lib
+from rfgen_jax.train import steps
 
 _MAX_IN_FLIGHT = 2   # steps dispatched but not finished: enough to hide the host's per-step work
 
@@ -36,10 +39,20 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def write_config(config, workdir: str) -> None:
+  """Writes every config key to `<workdir>/config.json` and logs where (the config is not logged)."""
   if jax.process_index() == 0:
     os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "config.json"), "w") as f:
+    path = os.path.join(workdir, "config.json")
+    with open(path, "w") as f:
       f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+    logging.info("Config (every key, overrides applied): %s", path)
+
+
+def create_writer(workdir: str):
+  """TensorBoard event files in `workdir` (process 0; the others write none). No log lines: the
+  progress line (`progress.py`) shows the main losses, TensorBoard has every scalar."""
+  writers = [metric_writers.SummaryWriter(workdir)] if jax.process_index() == 0 else []
+  return metric_writers.AsyncMultiWriter(writers)
 
 
 def check_health(health: dict, checkpoint_dir: str, last_saved: int | None) -> None:
@@ -108,8 +121,7 @@ class Trainer:
 
     # ------------------------------------------------------------ outputs (the run has started)
     write_config(config, workdir)
-    self.writer = metric_writers.create_default_writer(
-        workdir, just_logging=jax.process_index() > 0, asynchronous=True)
+    self.writer = create_writer(workdir)
 
     # ------------------------------------------------------------ steps
     # Traced (for their metric shapes, `_init_health`) and compiled (`compile_steps`) only for the stages a
@@ -192,6 +204,23 @@ class Trainer:
             replicated_sharding=self.replicated)
     multihost.barrier("train steps compiled")
 
+  def time_steps(self, batch, rounds: int = 3) -> dict:
+    """{stage: seconds} of one step of each compiled stage, run on a copy of the state (the steps donate
+    their input; the training state is untouched). For the ETA of a stage that has not run yet
+    (`progress.py`). The stages take turns for `rounds` rounds, so that both see the host's load of the
+    moment; the first round (one-time costs) is dropped, and each stage's fastest later call is kept."""
+    state = jax.tree.map(jnp.copy, self.state)   # one copy, passed from step to step
+    health = {stage: jax.tree.map(jnp.copy, self.health[stage]) for stage in self.train_steps}
+    seconds = collections.defaultdict(list)
+    for round_ in range(rounds):
+      for stage, step_fn in sorted(self.train_steps.items()):
+        start = time.perf_counter()
+        state, metrics, health[stage] = step_fn(state, batch, self.vgg_params, health[stage])
+        jax.block_until_ready((state, metrics, health[stage]))
+        if round_ > 0 or rounds == 1:
+          seconds[stage].append(time.perf_counter() - start)
+    return {stage: min(times) for stage, times in seconds.items()}
+
   def run(self) -> None:
     """Trains to `train.total_steps`. Raises `preemption.Preempted` after saving, on SIGTERM."""
     config = self.config
@@ -201,8 +230,7 @@ class Trainer:
     if first >= total:
       logging.info("Step %d >= train.total_steps=%d: nothing to train.", first, total)
       return
-    hooks = [periodic_actions.ReportProgress(num_train_steps=total, writer=self.writer,
-                                             every_steps=config.train.log_every_steps)]
+    hooks = []
     if config.train.profile_steps > 0 and jax.process_index() == 0:
       hooks.append(periodic_actions.Profile(num_profile_steps=config.train.profile_steps,
                                             first_profile=min(first + 5, total), logdir=self.workdir))
@@ -217,6 +245,15 @@ class Trainer:
       stages = ([1] if first < warmup else []) + ([2] if total > warmup else [])
       self._init_health(batch, stages)
       self.compile_steps(batch, stages)
+      progress = progress_lib.Progress(total, warmup)
+      if stages == [1, 2]:   # stage 2's cost per step is needed for the ETA before it runs
+        timed = self.time_steps(batch)
+        progress.stage2_minus_stage1 = timed[2] - timed[1]
+        logging.info("One step timed: stage 1 %.3f s, stage 2 %.3f s. Until stage 2 runs, the ETA takes "
+                     "stage 1's measured time per step + %.3f s for it (rfgen_jax/train/progress.py).",
+                     timed[1], timed[2], timed[2] - timed[1])
+      logging.info("Progress every %d steps; every scalar goes to TensorBoard: tensorboard --logdir %s",
+                   config.train.log_every_steps, self.workdir)
       for step in range(first, total):
         stage = 1 if step < warmup else 2
         if step == first or step == warmup:
@@ -225,6 +262,7 @@ class Trainer:
                        else "end to end: generator + discriminator, full loss")
         while len(in_flight) >= _MAX_IN_FLIGHT:
           jax.block_until_ready(in_flight.popleft())
+        progress.step_started(step)
         with jax.profiler.StepTraceAnnotation("train", step_num=step):
           self.state, metrics, self.health[stage] = self.train_steps[stage](
               self.state, batch, self.vgg_params, self.health[stage])
@@ -241,7 +279,9 @@ class Trainer:
           self.check_health()
         if log_now:
           scalars = {k: float(v) for k, v in jax.device_get(metrics).items()}
-          scalars.update(learning_rates, stage=stage)
+          line, rate = progress.line(done, scalars)
+          logging.info("%s", line)
+          scalars.update(learning_rates, stage=stage, steps_per_sec=rate)
           self.writer.write_scalars(done, scalars)
         if done % config.train.sample_every_steps == 0 or done == total:
           self.write_samples(done)
@@ -263,7 +303,8 @@ class Trainer:
       watch.close()
       self.checkpointer.wait()
       self.writer.flush()
-    logging.info("Trained steps %d..%d in %.1f s.", first, total, time.time() - start)
+    logging.info("Trained steps %d..%d in %s.", first, total,
+                 progress_lib.format_duration(time.time() - start))
 
   def close(self) -> None:
     self.checkpointer.close()
@@ -285,3 +326,38 @@ def train_and_evaluate(config, workdir: str) -> None:
   if config.train.eval_at_end:
     from rfgen_jax.evaluation import evaluator  # pylint: disable=g-import-not-at-top
     evaluator.evaluate(config, workdir)
+  if jax.process_index() == 0:
+    for line in output_summary(config, workdir):
+      logging.info("%s", line)
+
+
+def output_summary(config, workdir: str) -> list[str]:
+  """The run's last log lines: where its outputs are (and the data it read, which live outside it)."""
+  workdir = os.path.abspath(workdir)
+  steps_saved = checkpointing.Checkpointer(workdir, config, read_only=True)
+  try:
+    saved = steps_saved.all_steps()
+  finally:
+    steps_saved.close()
+  samples = sorted(glob.glob(os.path.join(workdir, "samples", "*.png")))
+  lines = [f"Outputs in {workdir}:",
+           f"  samples      samples/ ({len(samples)} grids" +
+           (f", the last {os.path.basename(samples[-1])})" if samples else ")"),
+           f"  checkpoints  checkpoints/ (steps {', '.join(map(str, saved)) or 'none'})",
+           "  TensorBoard  tensorboard --logdir " + workdir]
+  table = os.path.join(workdir, "eval", "table.md")
+  if os.path.exists(table):
+    lines.insert(1, "  eval table   eval/table.md (all metrics: eval/metrics.json; sample grids: "
+                    "eval/samples_K*.png)")
+  lines.append("Data (outside the workdir): " + data_locations(config))
+  return lines
+
+
+def data_locations(config) -> str:
+  """Where the run's data are: `data.root` and, for the data sets stored through TFDS, the prepared copy."""
+  from rfgen_jax.data.datasets import people_tfds  # pylint: disable=g-import-not-at-top
+  where = f"data.root={os.path.abspath(config.data.root)}"
+  spec = people_tfds._SPECS.get(config.data.name)  # pylint: disable=protected-access
+  if spec is not None:
+    where += f", its TFDS copy in {os.path.join(people_tfds.tfds_data_dir(config), spec[0])}"
+  return where
