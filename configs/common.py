@@ -198,6 +198,19 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.losses.affine_kernel_sizes = (0, 3, 0)
   # Sampling correctness per fusion level (aligned with model.levels): VGG19 tap used at that level.
   c.losses.correctness_layers = ("relu4_1", "relu3_1", "relu2_1")
+  # How L_cor samples the source features at target + flow: "gaussian" (GFLA's Resample2d: 4 x 4 taps
+  # weighted by a Gaussian of sigma 2 px, border clamp) | "bilinear" (zero padding; GFLA's
+  # use_bilinear_sampling path). rfgen_jax/ops/gaussian_resample.py says why it matters.
+  c.losses.correctness_sampling = "gaussian"
+  c.losses.correctness_sampling_kernel = 4
+  c.losses.correctness_sampling_sigma = 2.0
+  # Keypoint-correspondence flow loss (rfgen_jax/losses/keypoint_flow.py): NOT in the paper, off here;
+  # the flow at each target joint (and points along the limbs) must point to the same place in the
+  # source. For runs without ImageNet VGG19 weights, whose sampling correctness carries no alignment
+  # signal (configs/synthetic.py turns it on; docs/architecture.md, "Training the flows").
+  c.losses.warmup_keypoint_flow = 0.0   # stage 1 weight
+  c.losses.keypoint_flow = 0.0          # stage 2 weight
+  c.losses.keypoint_flow_limb_fractions = (0.25, 0.5, 0.75)
   # Per-level weights (aligned with model.levels) multiplying L_cor and L_reg of each level before the
   # sum, in both stages. GFLA has one flow level on Market-1501 (H/4, weight 1) and two on DeepFashion
   # (H/8, H/4: total 2); our three levels split GFLA's total equally (docs/protocol.md).
@@ -243,6 +256,7 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.eval.max_tuples = 0             # 0 = all test tuples
   # Evaluators run by --mode=eval, by name (rfgen_jax/evaluation/evaluators.py); docs/protocol.md.
   c.eval.evaluators = ("fid_gfla", "fid_pytorch", "lpips", "mask_lpips", "ssim_psnr_l1", "samples", "pngs")
+  c.eval.source_use = True          # eval/metrics.json: source_use_K{k} (rfgen_jax/evaluation/source_use.py)
   c.eval.every_steps = 0            # > 0: the trainer also runs eval.train_evaluators every N steps
   c.eval.train_evaluators = ("fid_gfla", "lpips", "mask_lpips", "ssim_psnr_l1")
   c.eval.fid_real = "train"         # FID's real statistics: train (the whole training split, GFLA) | test

@@ -37,7 +37,13 @@ def get_config(arg=None):
   # after 1,200 end-to-end steps, at 1e-3 people appear (measured: SSIM 0.21 -> 0.28 at step 1,500).
   c.train.learning_rate = 1e-3
   c.train.disc_learning_rate = 1e-4
-  c.train.flow_warmup_steps = 200
+  # The demo's VGG19 has random weights, so sampling correctness gives the flows almost no signal (issue
+  # 29: flows of ~1 px that brought no source closer to the target). The synthetic people's keypoints
+  # supervise the flows instead (rfgen_jax/losses/keypoint_flow.py, not in the paper), over a longer
+  # warm-up (stage-1 steps cost about half a stage-2 step); docs/architecture.md, "Training the flows".
+  c.losses.warmup_keypoint_flow = 1.0
+  c.losses.keypoint_flow = 1.0
+  c.train.flow_warmup_steps = 600
   c.train.total_steps = 2400
   c.train.log_every_steps = 50
   c.train.sample_every_steps = 400
@@ -47,6 +53,7 @@ def get_config(arg=None):
   if not arg.tiny:
     demo_model_switches(c)
   if arg.tiny:       # the tests' model keeps GFLA's protocol defaults (those of market.py, deepfashion.py)
+    c.losses.warmup_keypoint_flow = c.losses.keypoint_flow = 0.0
     common.tiny(c)
     c.data.image_size = (32, 32)
     c.data.synthetic_train_ids = 6

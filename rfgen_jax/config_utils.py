@@ -158,6 +158,15 @@ def _validate_pose(config: ml_collections.ConfigDict) -> None:
         f"--config.data.pose_channels={d.pose_channels} but the {kind!r} pose encoder of data set "
         f"{d.name!r} gives {expected} channels (from data.num_keypoints / num_landmarks / num_azimuths + "
         f"num_elevations / pose_dim); set --config.data.pose_channels={expected}.")
+  kp_flow = {k: config.losses[k] for k in ("warmup_keypoint_flow", "keypoint_flow") if config.losses[k]}
+  if kp_flow and kind != "keypoints":
+    raise errors.BadInputError(
+        f"--config.losses.{next(iter(kp_flow))}={next(iter(kp_flow.values()))} needs body keypoints, but data "
+        f"set {d.name!r} has {kind!r} poses; set --config.losses.warmup_keypoint_flow=0 and "
+        "--config.losses.keypoint_flow=0.")
+  if config.losses.correctness_sampling not in ("gaussian", "bilinear"):
+    raise errors.BadInputError(f"--config.losses.correctness_sampling={config.losses.correctness_sampling!r}; "
+                               "accepted: 'gaussian', 'bilinear'.")
   if kind == "camera" and d.source_pool not in ("split", "file"):
     raise errors.BadInputError(f"--config.data.source_pool={d.source_pool!r}; accepted: 'split', 'file'.")
   from rfgen_jax.data import pipeline  # pylint: disable=g-import-not-at-top

@@ -319,9 +319,10 @@ def test_flow_losses_weight_each_level_as_configured():
   flows = [jnp.asarray(rng.normal(0, 1, (b, k) + s + (2,)), jnp.float32) for s in sizes]
   src = {t: jnp.asarray(rng.normal(size=(b, k) + s + (3,)), jnp.float32) for t, s in zip(taps, sizes)}
   tgt = {t: jnp.asarray(rng.normal(size=(b,) + s + (3,)), jnp.float32) for t, s in zip(taps, sizes)}
-  per_cor = [float(np.mean([losses.sampling_correctness(src[t][:, j], tgt[t], f[:, j]) for j in range(k)]))
-             for t, f in zip(taps, flows)]
   config = market.get_config()
+  assert config.losses.correctness_sampling == "gaussian"   # GFLA's Resample2d (rfgen_jax/ops/gaussian_resample.py)
+  per_cor = [float(np.mean([losses.sampling_correctness(src[t][:, j], tgt[t], f[:, j], sampling="gaussian")
+                            for j in range(k)])) for t, f in zip(taps, flows)]
   assert tuple(config.losses.correctness_level_weights) == pytest.approx((1 / 3,) * 3)   # total 1
   assert sum(deepfashion.get_config().losses.correctness_level_weights) == pytest.approx(2.0)
   config.losses.correctness_level_weights = (0.5, 2.0, 0.0)

@@ -73,6 +73,22 @@ def write_inner_map_grids(config, generator, params, out_dir: str) -> None:
     visualize.write_png(os.path.join(out_dir, f"samples_maps_K{k}.png"), grid)
 
 
+def measure_source_use(config, generator, params) -> dict:
+  """`{"source_use_K{k}": {measure: value}}` for K = data.num_sources over the evaluation tuples
+  (rfgen_jax/evaluation/source_use.py); {} for data without body keypoints or off process 0."""
+  from rfgen_jax import data  # pylint: disable=g-import-not-at-top
+  from rfgen_jax.evaluation import source_use  # pylint: disable=g-import-not-at-top
+  if jax.process_index() != 0 or data.pose_kind(config) != "keypoints":
+    return {}
+  k = int(config.data.num_sources)
+  host_params = jax.device_get(params)
+  values = source_use.measure(generator, host_params, data.create_eval_batches(config, k, 0, 1),
+                              config.data.image_size, inference.generator_outputs)
+  logging.info("Source use, K = %d (person region, best source; 0 = finest level): %s", k,
+               ", ".join(f"{key} {value:.4f}" for key, value in values.items()))
+  return {f"source_use_K{k}": values}
+
+
 def evaluate(config, workdir: str) -> dict:
   """Evaluates the checkpoint of `workdir` for every K in `eval.num_sources`; returns metrics.json's dict."""
   config_utils.validate_config(config, num_devices=jax.device_count())
@@ -88,6 +104,8 @@ def evaluate(config, workdir: str) -> dict:
       in_shardings=(rep, batch_sharding), out_shardings=batch_sharding)
   out_dir = os.path.join(workdir, "eval")
   report = loop.evaluate_generator(config, generate, gen_params, step, out_dir, config.eval.evaluators, mesh)
+  if config.eval.source_use:
+    report.update(measure_source_use(config, generator, gen_params))
   write_report(out_dir, report)
   if config.eval.inner_maps:
     write_inner_map_grids(config, generator, gen_params, out_dir)

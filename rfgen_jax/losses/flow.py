@@ -42,9 +42,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from rfgen_jax.ops import bilinear_warp
+from rfgen_jax.ops import gaussian_resample
 
 COSINE_EPS = 1e-8
 DEFAULT_BLOCK_SIZE = 512
+# How the source features are sampled at target pixel + flow (config `losses.correctness_sampling`):
+# "gaussian": GFLA's Resample2d (4 x 4 taps, sigma 2 px, border clamp; rfgen_jax/ops/gaussian_resample.py);
+# "bilinear": bilinear with zero padding (GFLA's `use_bilinear_sampling=True` path).
+SAMPLINGS = ("gaussian", "bilinear")
 
 
 def _float(x):
@@ -92,18 +97,20 @@ def _max_cosine(source_unit, target_unit, block_size):
 
 
 def sampling_correctness(source_feat: jax.Array, target_feat: jax.Array, flow: jax.Array, *,
-                         block_size: int = DEFAULT_BLOCK_SIZE, eps: float = COSINE_EPS) -> jax.Array:
+                         block_size: int = DEFAULT_BLOCK_SIZE, eps: float = COSINE_EPS,
+                         sampling: str = "bilinear", kernel_size: int = 4, sigma: float = 2.0) -> jax.Array:
   """Sampling correctness loss L_cor of one flow (docs/design.md, "## 3. Losses"; GFLA's PerceptualCorrectness).
 
   Args:
     source_feat: (B, h, w, C) features of the source image (e.g. VGG19 relu3_1 at H/4).
     target_feat: (B, h, w, C) features of the target image at the same resolution.
     flow: (B, h, w, 2) flow in pixels of this (h, w) map; channel 0 = x offset, 1 = y offset. Target
-      pixel (y, x) is compared with the source sampled bilinearly (zero padding) at
-      (y + flow[..., 1], x + flow[..., 0]).
+      pixel (y, x) is compared with the source sampled at (y + flow[..., 1], x + flow[..., 0]).
     block_size: target positions per block of the (h*w) x (h*w) similarity matrix whose maximum over
       source positions normalises the ratio; peak memory is about 4 * B * h*w * block_size bytes.
     eps: added to the vector norms of the cosine and to the maximum (GFLA: 1e-8).
+    sampling: "bilinear" (zero padding) or "gaussian" (GFLA's Resample2d: `kernel_size` taps per axis
+      weighted by a Gaussian of `sigma` pixels, border clamp); see SAMPLINGS.
   Returns:
     float32 scalar (float64 for float64 inputs), mean over batch and target positions of
     exp(-ratio) - exp(-1); 0 when every target feature is found exactly where the flow points.
@@ -123,7 +130,12 @@ def sampling_correctness(source_feat: jax.Array, target_feat: jax.Array, flow: j
   tgt = _float(target_feat)
   b, h, w, c = src.shape
 
-  warped = bilinear_warp(src, flow.astype(src.dtype), padding="zeros").astype(src.dtype)
+  if sampling == "bilinear":
+    warped = bilinear_warp(src, flow.astype(src.dtype), padding="zeros").astype(src.dtype)
+  elif sampling == "gaussian":
+    warped = gaussian_resample(src, flow.astype(src.dtype), kernel_size, sigma).astype(src.dtype)
+  else:
+    raise ValueError(f"sampling_correctness: sampling must be one of {SAMPLINGS}, got {sampling!r}.")
   cos_sample = jnp.sum(_unit(warped, eps) * _unit(tgt, eps), axis=-1)               # (B, h, w)
 
   src_unit = lax.stop_gradient(_unit(src, eps)).reshape(b, h * w, c)

@@ -33,6 +33,19 @@ from rfgen_jax.train.state import TrainState, make_optimizers, program_config, u
 # What the steps read of a batch (NHWC float32 in [-1, 1] images, pose maps): the trainer puts only these
 # on the devices (the pipeline's keypoints and `valid` flags stay on the host).
 BATCH_KEYS = ("source_images", "source_poses", "target_image", "target_pose")
+# Added when the keypoint-correspondence flow loss is on (rfgen_jax/losses/keypoint_flow.py).
+KEYPOINT_KEYS = ("source_keypoints", "target_keypoints")
+
+
+def uses_keypoint_flow(config) -> bool:
+  """Whether either stage weights the keypoint-correspondence flow loss."""
+  return bool(config.losses.warmup_keypoint_flow or config.losses.keypoint_flow)
+
+
+def batch_keys(config) -> tuple[str, ...]:
+  """What the steps of `config` read of a batch: BATCH_KEYS, plus the keypoints when the
+  keypoint-correspondence flow loss is on."""
+  return BATCH_KEYS + (KEYPOINT_KEYS if uses_keypoint_flow(config) else ())
 
 
 def vgg_taps(config) -> tuple[str, ...]:
@@ -47,6 +60,22 @@ def _merge_k(x):
 
 def _split_k(x, k):
   return x.reshape((-1, k) + x.shape[1:])
+
+
+def keypoint_flow_losses(config, flows, batch, levels):
+  """The keypoint-correspondence flow loss (rfgen_jax/losses/keypoint_flow.py), weighted per fusion level
+  with losses.correctness_level_weights and summed; 0 when the loss is off (no keypoints in the batch).
+
+  Args: flows per level coarse to fine (B, K, h, w, 2), the batch (with `*_keypoints`), and the levels'
+  downsampling factors (model.levels)."""
+  if not uses_keypoint_flow(config):
+    return jnp.zeros((), jnp.float32)
+  total = jnp.zeros((), jnp.float32)
+  for flow, level, weight in zip(flows, levels, config.losses.correctness_level_weights):
+    total = total + float(weight) * losses_lib.keypoint_flow_loss(
+        flow, batch["source_keypoints"], batch["target_keypoints"], int(level),
+        tuple(config.losses.keypoint_flow_limb_fractions))
+  return total
 
 
 def flow_losses(config, flows, source_feats, target_feats):
@@ -85,7 +114,10 @@ def flow_losses(config, flows, source_feats, target_feats):
       flow_at_feat = flow
       if flow.shape[2:4] != feat_hw:   # a level whose resolution differs from its VGG tap
         flow_at_feat = _split_k(resize_flow(_merge_k(flow), feat_hw), k)
-      per_source = jax.vmap(losses_lib.sampling_correctness, in_axes=(1, None, 1))(src, tgt, flow_at_feat)
+      correctness = functools.partial(losses_lib.sampling_correctness, sampling=c.correctness_sampling,
+                                      kernel_size=c.correctness_sampling_kernel,
+                                      sigma=c.correctness_sampling_sigma)
+      per_source = jax.vmap(correctness, in_axes=(1, None, 1))(src, tgt, flow_at_feat)
       cor = cor + float(w_cor) * jnp.mean(per_source)
     if kernel and w_reg:
       reg = reg + float(w_reg) * losses_lib.affine_regularization(_merge_k(flow), int(kernel))
@@ -124,8 +156,10 @@ def flow_step(state: TrainState, batch: dict, vgg_params, *, config, generator, 
     est = generator.apply({"params": params}, batch["source_images"], batch["source_poses"],
                           batch["target_pose"], method="estimate_flows")
     cor, reg = flow_losses(config, est["flows"], src_feats, tgt_feats)
-    total = c.warmup_correctness * cor + c.warmup_regularization * reg
-    return total, {"loss/correctness": cor, "loss/regularization": reg, "loss/flow_total": total}
+    kp = keypoint_flow_losses(config, est["flows"], batch, generator.levels)
+    total = c.warmup_correctness * cor + c.warmup_regularization * reg + c.warmup_keypoint_flow * kp
+    return total, {"loss/correctness": cor, "loss/regularization": reg, "loss/keypoint_flow": kp,
+                   "loss/flow_total": total}
 
   flow_params = state.gen_params["flow_estimator"]
   grads, metrics = _device_mean(jax.grad(loss_fn, has_aux=True)(flow_params), axis_name)
@@ -164,12 +198,14 @@ def full_step(state: TrainState, batch: dict, vgg_params, *, config, generator, 
     per = losses_lib.perceptual_loss(fake_feats, tgt_feats, tuple(c.perceptual_layers))
     sty = losses_lib.style_loss(fake_feats, tgt_feats, tuple(c.style_layers))
     cor, reg = flow_losses(config, out["initial_flows"], src_feats, tgt_feats)
+    kp = keypoint_flow_losses(config, out["initial_flows"], batch, generator.levels)
     fake_logits, _ = disc_apply(state.disc_params, state.disc_stats, fake, False)
     adv = losses_lib.generator_gan_loss(fake_logits, c.gan)
     total = (c.l1 * l1 + c.perceptual * per + c.style * sty + c.correctness * cor
-             + c.regularization * reg + c.adversarial * adv)
+             + c.regularization * reg + c.keypoint_flow * kp + c.adversarial * adv)
     metrics = {"loss/l1": l1, "loss/perceptual": per, "loss/style": sty, "loss/correctness": cor,
-               "loss/regularization": reg, "loss/gen_adversarial": adv, "loss/gen_total": total}
+               "loss/regularization": reg, "loss/keypoint_flow": kp, "loss/gen_adversarial": adv,
+               "loss/gen_total": total}
     return total, (metrics, fake)
 
   (_, (metrics, fake)), gen_grads = jax.value_and_grad(gen_loss_fn, has_aux=True)(state.gen_params)

@@ -180,8 +180,8 @@ class Trainer:
     return self.device_batch(next(self.train_iter))
 
   def device_batch(self, host: dict) -> dict:
-    """The `steps.BATCH_KEYS` of this process's rows `host`, as global arrays on the mesh."""
-    return sharding.to_global_batch({key: host[key] for key in steps.BATCH_KEYS}, self.mesh)
+    """The `steps.batch_keys(config)` of this process's rows `host`, as global arrays on the mesh."""
+    return sharding.to_global_batch({key: host[key] for key in steps.batch_keys(self.config)}, self.mesh)
 
   def check_health(self) -> None:
     """Reads the trained stages' finiteness records (blocks until the dispatched steps are done)."""
