@@ -235,7 +235,18 @@ def test_resize_matches_torch_interpolate(shape):
   ref = F.interpolate(torch.from_numpy(x.transpose(0, 3, 1, 2)), size=(299, 299), mode="bilinear",
                       align_corners=False).numpy().transpose(0, 2, 3, 1)
   ours = np.asarray(inception.resize_bilinear(jnp.asarray(x), (299, 299)))
-  np.testing.assert_allclose(ours, ref, atol=2e-5)
+  # Two programs (XLA's and torch's kernels) whose rounding depends on the CPU. Both compute each
+  # output's sample position, (i + 0.5) * in / 299 - 0.5, in float32: exact to about one ulp of the
+  # input size (2**-15 for sizes 256-511) on each side, whether or not the compiler fuses the
+  # multiply-add (FMA). A tap weight can move by that much, and an output by that times the step
+  # between the neighbouring inputs, along each axis. Measured (the largest |ours - ref|): 4.8e-7 with
+  # FMA (this AVX2 host's default); 5.9e-5 in one output column of the 350x320 input with
+  # `XLA_FLAGS=--xla_cpu_max_isa=AVX` (no FMA), which failed the earlier fixed atol=2e-5. The bound
+  # below is 2 ulps per axis (8.5e-4 for 350x320) plus 2e-6 for the sums; a wrong convention
+  # (align_corners, half-pixel offset) is off by ~0.1-1.
+  tol = 2e-6 + sum(2 * np.spacing(np.float32(n)) * np.abs(np.diff(x, axis=axis)).max()
+                   for n, axis in ((shape[0], 1), (shape[1], 2)))
+  np.testing.assert_allclose(ours, ref, rtol=0, atol=tol)
 
 
 def test_avg_pool_excludes_padding():

@@ -170,6 +170,10 @@ def _stage1_config(data_root):
 
 # Both runs average gradients in a fixed order (train.grad_reduction = "fixed_order", the default), so the
 # two-process run computes the one-process run's bits; 1e-6 leaves room for nothing but a changed order.
+# That is a claim about one host: both runs are made here, in the same test, so what differs between
+# CPU types (each run's rounding) is common to both; what differs between them is the process layout,
+# and each device runs the same per-device program with the same `NPROC` in both. It held as well with
+# `XLA_FLAGS=--xla_cpu_max_isa=SSE4_2` (another CPU's rounding emulated, 2026-12-07).
 RTOL = ATOL = 1e-6
 
 
