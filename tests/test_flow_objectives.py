@@ -114,8 +114,9 @@ def test_keypoint_flow_loss_is_zero_for_the_true_flow():
 
 
 def test_correctness_with_gfla_sampling_prefers_the_true_shift():
-  """A smooth random map and the same map shifted by 2 px: with GFLA's sampling the loss at the true flow
-  is below the loss at zero flow; with bilinear zero padding on an 8-wide map it is not (issue 29)."""
+  """A smooth random map and the same map shifted by 2 px (8 x 8, as the demo's small feature maps): the
+  loss at the true flow is below the loss at zero flow, by a wider margin with GFLA's sampling (measured:
+  0.113 vs 0.314) than with the bilinear, zero-padded one (0.158 vs 0.263)."""
   rng = np.random.default_rng(4)
   big = rng.normal(size=(1, 16, 24, 8))
   kernel = np.exp(-np.arange(-3, 4) ** 2 / 4.0)
@@ -127,6 +128,7 @@ def test_correctness_with_gfla_sampling_prefers_the_true_shift():
   zero = jnp.zeros((1, 8, 8, 2))
   loss = lambda f, s: float(flow_losses.sampling_correctness(source, target, f, sampling=s))
   assert loss(true, "gaussian") < loss(zero, "gaussian")
+  assert loss(zero, "gaussian") - loss(true, "gaussian") > loss(zero, "bilinear") - loss(true, "bilinear")
 
 
 def test_source_use_measures_a_known_flow_end_to_end():

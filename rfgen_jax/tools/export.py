@@ -38,8 +38,8 @@ from typing import Any, Callable, Sequence
 import jax
 import numpy as np
 
-from rfgen_jax import cli
-from rfgen_jax import errors
+# No rfgen_jax import at module level: `load_exported` and its helpers must run from a copy of this file
+# with only jax and numpy installed (tests/test_export.py); the export side imports the package inside.
 
 FORMAT_VERSION = 1
 _SEP = "/"
@@ -168,7 +168,7 @@ def export_run(config, workdir: str, out: str, step: int | None = None, batch: i
                raw_params: bool = False) -> dict:
   """Restores the run's generator (its EMA parameters unless `raw_params`) and writes `out`; returns
   the metadata written."""
-  from rfgen_jax import inference  # pylint: disable=import-outside-toplevel
+  from rfgen_jax import errors, inference  # pylint: disable=import-outside-toplevel  (module comment)
   for name, value in (("--batch", batch), ("--num_sources", num_sources)):
     if value is not None and value < 1:
       raise errors.BadInputError(f"{name} must be >= 1 (or omitted for a symbolic size), got {value}.")
@@ -193,8 +193,9 @@ def export_run(config, workdir: str, out: str, step: int | None = None, batch: i
   return metadata
 
 
-@cli.exit_2_on_user_error   # a user error: one line on stderr, exit status 2 (rfgen_jax/errors.py)
-def main(argv: Sequence[str] | None = None) -> int:
+def _main(argv: Sequence[str] | None = None) -> int:
+  """The command line (`main` adds the user-error handling)."""
+  from rfgen_jax import errors  # pylint: disable=import-outside-toplevel  (module comment)
   parser = argparse.ArgumentParser(prog="python -m rfgen_jax.tools.export",
                                    description="Export a trained generator with jax.export.")
   parser.add_argument("--workdir", required=True, help="the training run's folder (with checkpoints/)")
@@ -220,6 +221,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         platforms, raw_params=args.raw_params)
   print(f"Wrote {args.out}: inputs {metadata['inputs']}, platforms {metadata['platforms']}.")
   return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  """The command line; a user error ends in one line on stderr and exit status 2
+  (`rfgen_jax.cli.exit_2_on_user_error`)."""
+  from rfgen_jax import cli  # pylint: disable=import-outside-toplevel  (module comment)
+  return cli.exit_2_on_user_error(_main)(argv)
 
 
 if __name__ == "__main__":
