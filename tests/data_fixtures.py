@@ -47,24 +47,33 @@ def write_market_fixture(root, seed=0):
       for _ in range(count):
         n = counter[identity] = counter.get(identity, 0) + 1
         name = f"{identity}_c{n}s1_{451 * n:06d}_0{n}.jpg"
-        ys, xs = _keypoints(rng, missing)
-        img = np.zeros((HEIGHT, WIDTH, 3), np.uint8) + np.array(colour_of(identity), np.uint8)
-        for y, x in zip(ys, xs):
-          if y >= 0:
-            img[int(y), int(x)] = 255
-        Image.fromarray(img).save(os.path.join(root, split, name), quality=100, subsampling=0)
-        rows.append(f"{name}: {json.dumps([int(v) for v in ys])}: {json.dumps([int(v) for v in xs])}")
+        rows.append(_write_image(root, split, name, identity, *_keypoints(rng, missing), dots=True))
         exp[name] = identity
     expected[split] = exp
-    with open(os.path.join(root, f"market-annotation-{split}.csv"), "w") as f:
-      f.write("name:keypoints_y:keypoints_x\n" + "\n".join(rows) + "\n")
-    _write_pairs(os.path.join(root, f"market-pairs-{split}.csv"), exp)
+    _write_csvs(root, "market", split, rows, exp)
   usable = {
       "train": {n: i for n, i in expected["train"].items()
                 if i in ("0002", "0007") or (i == "0011" and "_c3" not in n)},
       "test": dict(expected["test"]),
   }
   return usable
+
+
+def _write_image(root, split, name, identity, ys, xs, dots: bool) -> str:
+  """Writes one flat-colour image (white dots at the present keypoints when `dots`); returns its CSV row."""
+  img = np.zeros((HEIGHT, WIDTH, 3), np.uint8) + np.array(colour_of(identity), np.uint8)
+  for y, x in zip(ys, xs):
+    if dots and y >= 0:
+      img[int(y), int(x)] = 255
+  Image.fromarray(img).save(os.path.join(root, split, name), quality=100, subsampling=0)
+  return f"{name}: {json.dumps([int(v) for v in ys])}: {json.dumps([int(v) for v in xs])}"
+
+
+def _write_csvs(root, prefix, split, rows, identities: dict[str, str]) -> None:
+  """`{prefix}-annotation-{split}.csv` (GFLA's name:keypoints_y:keypoints_x) and its pairs CSV."""
+  with open(os.path.join(root, f"{prefix}-annotation-{split}.csv"), "w") as f:
+    f.write("name:keypoints_y:keypoints_x\n" + "\n".join(rows) + "\n")
+  _write_pairs(os.path.join(root, f"{prefix}-pairs-{split}.csv"), identities)
 
 
 def _write_pairs(path, identities: dict[str, str]) -> None:
@@ -89,13 +98,8 @@ def write_deepfashion_fixture(root, seed=0):
     for identity, count in items:
       for n in range(1, count + 1):
         name = f"fasion{identity}{n:02d}_{n}front.jpg"
-        ys, xs = _keypoints(rng)
-        img = np.zeros((HEIGHT, WIDTH, 3), np.uint8) + np.array(colour_of(identity), np.uint8)
-        Image.fromarray(img).save(os.path.join(root, split, name), quality=100, subsampling=0)
-        rows.append(f"{name}: {json.dumps([int(v) for v in ys])}: {json.dumps([int(v) for v in xs])}")
+        rows.append(_write_image(root, split, name, identity, *_keypoints(rng), dots=False))
         exp[name] = identity
     expected[split] = exp
-    with open(os.path.join(root, f"fasion-annotation-{split}.csv"), "w") as f:
-      f.write("name:keypoints_y:keypoints_x\n" + "\n".join(rows) + "\n")
-    _write_pairs(os.path.join(root, f"fasion-pairs-{split}.csv"), exp)
+    _write_csvs(root, "fasion", split, rows, exp)
   return expected

@@ -7,13 +7,14 @@ process of its own with a fresh copy of the project's modules: one interpreter i
 libraries the tools share (jax, TensorFlow, flax, ...; ~6 s) once and forks a child per module, which
 runs it with `runpy` as `-m` does (26 separate interpreters took ~30 s of both cores).
 """
-import json
 import os
 import re
 import subprocess
 import sys
 
 import pytest
+
+from tests import forked_runs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCANNED = ("rfgen_jax", "benchmarks")
@@ -36,60 +37,10 @@ def entry_point_modules() -> list[str]:
 MODULES = entry_point_modules()
 
 
-# Imports the libraries once, then for each module forks a child that runs it as `python -m` does
-# (`runpy.run_module(..., run_name="__main__", alter_sys=True)`) with `--help`, its stdout and stderr in
-# files; two children at a time. Prints one JSON line: {module: [exit status, stdout, stderr]}.
-_HELP_ZYGOTE = r"""
-import json, os, runpy, sys, tempfile
-import numpy, jax, flax, optax, ml_collections, absl.app, absl.flags, PIL.Image
-import orbax.checkpoint, grain, clu.metric_writers, tensorflow, tensorflow_datasets
-modules, out_dir, running, results = sys.argv[1:], tempfile.mkdtemp(), {}, {}
-
-def child(module):
-  for fd, name in ((1, "out"), (2, "err")):
-    os.dup2(os.open(os.path.join(out_dir, module + "." + name), os.O_WRONLY | os.O_CREAT), fd)
-  sys.argv = [module, "--help"]
-  code = 0
-  try:
-    runpy.run_module(module, run_name="__main__", alter_sys=True)
-  except SystemExit as e:
-    code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-  except BaseException:
-    import traceback
-    traceback.print_exc()
-    code = 1
-  sys.stdout.flush()
-  sys.stderr.flush()
-  os._exit(code)
-
-def reap():
-  pid, status = os.wait()
-  module = running.pop(pid)
-  read = lambda name: open(os.path.join(out_dir, module + "." + name), errors="replace").read()
-  results[module] = [os.waitstatus_to_exitcode(status), read("out"), read("err")]
-
-for module in modules:
-  if len(running) >= 2:
-    reap()
-  sys.stdout.flush()
-  pid = os.fork()
-  if pid == 0:
-    child(module)
-  running[pid] = module
-while running:
-  reap()
-print(json.dumps(results))
-"""
-
-
 def _help_all(modules) -> dict[str, subprocess.CompletedProcess]:
+  """`python -m module --help` for every module, forked from one interpreter (tests/forked_runs.py)."""
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
-  run = subprocess.run([sys.executable, "-c", _HELP_ZYGOTE, *modules], cwd=ROOT, env=env, capture_output=True,
-                       text=True, timeout=600, check=False)
-  assert run.returncode == 0, run.stderr[-3000:]
-  results = json.loads(run.stdout.strip().splitlines()[-1])
-  return {module: subprocess.CompletedProcess([module, "--help"], code, out, err)
-          for module, (code, out, err) in results.items()}
+  return forked_runs.run_cases([(m, m, ["--help"]) for m in modules], ROOT, env)
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,6 @@ under its own folder, which must hold no file afterwards (or not exist, when the
 """
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 from PIL import Image
@@ -17,56 +15,12 @@ import pytest
 
 from rfgen_jax import cli, errors
 from tests import data_fixtures
+from tests import forked_runs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = "configs/synthetic.py:tiny"
 MARKET = "configs/market.py:runlocal"
 
-# Imports the libraries and the project once, then for each case forks a child that runs its module as
-# `python -m` does, stdout and stderr in files; two children at a time. Prints one JSON line:
-# {case: [exit status, stdout, stderr]}. A case is [name, module, argv].
-_ZYGOTE = r"""
-import json, os, runpy, sys, tempfile
-import numpy, jax, flax, optax, ml_collections, absl.app, absl.flags, PIL.Image
-import orbax.checkpoint, grain, clu.metric_writers, tensorflow, tensorflow_datasets
-import rfgen_jax.train.trainer, rfgen_jax.evaluation.evaluator, rfgen_jax.tools.generate
-cases, out_dir, running, results = json.loads(sys.argv[1]), tempfile.mkdtemp(), {}, {}
-
-def child(name, module, argv):
-  for fd, kind in ((1, "out"), (2, "err")):
-    os.dup2(os.open(os.path.join(out_dir, name + "." + kind), os.O_WRONLY | os.O_CREAT), fd)
-  sys.argv = [module] + argv
-  code = 0
-  try:
-    runpy.run_module(module, run_name="__main__", alter_sys=True)
-  except SystemExit as e:
-    code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-  except BaseException:
-    import traceback
-    traceback.print_exc()
-    code = 1
-  sys.stdout.flush()
-  sys.stderr.flush()
-  os._exit(code)
-
-def reap():
-  pid, status = os.wait()
-  name = running.pop(pid)
-  read = lambda kind: open(os.path.join(out_dir, name + "." + kind), errors="replace").read()
-  results[name] = [os.waitstatus_to_exitcode(status), read("out"), read("err")]
-
-for name, module, argv in cases:
-  if len(running) >= 2:
-    reap()
-  sys.stdout.flush()
-  pid = os.fork()
-  if pid == 0:
-    child(name, module, argv)
-  running[pid] = name
-while running:
-  reap()
-print(json.dumps(results))
-"""
 
 
 def _write_inputs(d: str) -> dict:
@@ -206,12 +160,10 @@ def runs(tmp_path_factory):
       os.makedirs(folder(name))
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3",
          "TFDS_DATA_DIR": str(base / "tfds")}   # nothing is prepared, but never into the user's home
-  spec = json.dumps([[name, module, argv] for name, module, argv, _, _ in cases])
-  run = subprocess.run([sys.executable, "-c", _ZYGOTE, spec], cwd=ROOT, env=env, capture_output=True,
-                       text=True, timeout=600, check=False)
-  assert run.returncode == 0, run.stderr[-3000:]
-  results = json.loads(run.stdout.strip().splitlines()[-1])
-  return {name: (subprocess.CompletedProcess([module, *argv], *results[name]), folder(name), existed, words)
+  results = forked_runs.run_cases([(name, module, argv) for name, module, argv, _, _ in cases], ROOT, env,
+                                  preload=("rfgen_jax.train.trainer", "rfgen_jax.evaluation.evaluator",
+                                           "rfgen_jax.tools.generate"))
+  return {name: (results[name], folder(name), existed, words)
           for name, module, argv, words, existed in cases}
 
 
