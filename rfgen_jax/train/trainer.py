@@ -334,11 +334,10 @@ def train_and_evaluate(config, workdir: str) -> None:
 def output_summary(config, workdir: str) -> list[str]:
   """The run's last log lines: where its outputs are (and the data it read, which live outside it)."""
   workdir = os.path.abspath(workdir)
-  steps_saved = checkpointing.Checkpointer(workdir, config, read_only=True)
-  try:
-    saved = steps_saved.all_steps()
-  finally:
-    steps_saved.close()
+  # The step folders on disk, not an Orbax manager: opening one is a collective (it syncs the processes),
+  # and only process 0 writes this summary.
+  folder = os.path.join(workdir, "checkpoints")
+  saved = sorted(int(d) for d in (os.listdir(folder) if os.path.isdir(folder) else []) if d.isdigit())
   samples = sorted(glob.glob(os.path.join(workdir, "samples", "*.png")))
   lines = [f"Outputs in {workdir}:",
            f"  samples      samples/ ({len(samples)} grids" +
