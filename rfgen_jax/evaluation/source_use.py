@@ -1,4 +1,4 @@
-"""Source-use measures: do the predicted flows bring the sources closer to the target? (issue 29)
+"""Source-use measures: do the predicted flows bring the sources closer to the target?
 
 For each test tuple and each fusion level l, every source is warped to the target by the level's flow
 upsampled to the image (`rfgen_jax.ops.resize_flow`, bilinear warp with border padding), and compared

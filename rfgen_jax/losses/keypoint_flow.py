@@ -4,7 +4,7 @@ A departure from the paper (which trains the flows with sampling correctness and
 only), switchable and off in the paper configs (`losses.warmup_keypoint_flow`, `losses.keypoint_flow`;
 docs/architecture.md, "Training the flows"). Why it exists: sampling correctness compares VGG19
 features, and with the random-weight VGG19 that CPU runs use (no ImageNet weights can be downloaded),
-its gradient carries almost no alignment signal; measured on the demo (issue 29), flows trained with it
+its gradient carries almost no alignment signal; measured on the demo (docs/architecture.md), flows trained with it
 alone move the sources by about a pixel and bring them no closer to the target. The poses of every
 keypoint data set say where each joint went, so they supervise the flows directly.
 

@@ -8,7 +8,7 @@ clamped to the map (border padding: a point outside the map reads the nearest ed
 averages them with weights exp(-d^2 / (2 sigma^2)), d the distance of the tap from s along that axis,
 normalised by the sum of the weights.
 
-Why it matters for training the flows (issue 29, docs/architecture.md "Sampling correctness"): a
+Why it matters for training the flows (docs/architecture.md, "Training the flows"): a
 bilinear sample's gradient with respect to the flow sees only the 2 x 2 pixels around s, and with zero
 padding a point pushed off a small map reads 0, which the cosine loss scores as its worst case; the
 4 x 4 Gaussian sample (sigma 2 pixels) has gradients that see 2 pixels each way and never reads zeros.
