@@ -25,21 +25,26 @@ import jax.numpy as jnp
 import numpy as np
 
 from rfgen_jax.evaluation import masks
+from rfgen_jax.evaluation import metrics
 from rfgen_jax.ops import bilinear_warp, resize_flow
 
 
-def _masked_l1(a, b, mask):
-  """(B, H, W, 3) images in [-1, 1], mask (B, H, W, 1) -> (B,) L1 in [0, 1] units over the mask."""
-  denom = jnp.maximum(jnp.sum(mask, axis=(1, 2, 3)) * 3.0, 1.0)
-  return jnp.sum(jnp.abs(a - b) * mask, axis=(1, 2, 3)) / denom / 2.0
+def _best_of_k(images, target, mask):
+  """min over K of the person-region L1 (`metrics.l1`) of images (B, K, H, W, 3) against the target: (B,).
+
+  0 where the mask is empty (a target with no body joints) instead of metrics.l1's 0/0."""
+  l1 = jnp.stack([metrics.l1(images[:, i], target, mask) for i in range(images.shape[1])], 1)
+  present = jnp.sum(mask, axis=(1, 2, 3)) > 0
+  return jnp.where(present, jnp.min(jnp.where(present[:, None], l1, 0.0), axis=1), 0.0)
 
 
-def _best_warped(sources, target, flows, mask):
-  """min over K of the masked L1 of each source warped by its flow (B, K, h, w, 2) upsampled: (B,)."""
+def _warped(sources, flows):
+  """Sources (B, K, H, W, 3) warped by flows (B, K, h, w, 2) upsampled to the image, and the upsampled
+  flows (B * K, H, W, 2)."""
   b, k, h, w, _ = sources.shape
   up = resize_flow(flows.reshape((b * k,) + flows.shape[2:]), (h, w))
   warped = bilinear_warp(sources.reshape((b * k, h, w, 3)), up, padding="border").reshape(sources.shape)
-  return jnp.min(jnp.stack([_masked_l1(warped[:, i], target, mask) for i in range(k)], 1), axis=1), up
+  return warped, up
 
 
 @jax.jit
@@ -55,15 +60,15 @@ def source_use_values(sources, target, generated, mask, outputs) -> Dict[str, ja
     {name: (B,)} with the level suffix the level's index from the finest (0 = finest).
   """
   k = sources.shape[1]
-  out = {"l1_unwarped": jnp.min(jnp.stack([_masked_l1(sources[:, i], target, mask) for i in range(k)], 1),
-                                axis=1),
-         "l1_generated": _masked_l1(generated, target, mask)}
+  out = {"l1_unwarped": _best_of_k(sources, target, mask),
+         "l1_generated": _best_of_k(generated[:, None], target, mask)}
   area = jnp.maximum(jnp.sum(mask, axis=(1, 2, 3)), 1.0)
   levels = len(outputs["initial_flows"])
   for i in range(levels):
     name = levels - 1 - i       # 0 = finest
-    out[f"l1_warped_{name}"], up = _best_warped(sources, target, outputs["initial_flows"][i], mask)
-    out[f"l1_refined_{name}"], _ = _best_warped(sources, target, outputs["flows"][i], mask)
+    warped, up = _warped(sources, outputs["initial_flows"][i])
+    out[f"l1_warped_{name}"] = _best_of_k(warped, target, mask)
+    out[f"l1_refined_{name}"] = _best_of_k(_warped(sources, outputs["flows"][i])[0], target, mask)
     length = jnp.sqrt(jnp.sum(jnp.square(up), axis=-1, keepdims=True)).reshape(sources.shape[:4] + (1,))
     out[f"flow_px_{name}"] = jnp.mean(jnp.sum(length * mask[:, None], axis=(2, 3, 4)), axis=1) / area
     occ = outputs["occlusion"][i]

@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import jax
+import jax.scipy.ndimage  # pylint: disable=unused-import  (jax.scipy.ndimage.map_coordinates)
 import jax.numpy as jnp
 import numpy as np
 
@@ -51,17 +52,9 @@ def correspondence_points(keypoints_yx: jax.Array, limb_fractions: Sequence[floa
 
 def _sample_at(field: jax.Array, points_yx: jax.Array) -> jax.Array:
   """Bilinear read of field (h, w, C) at points (N, 2) (y, x) on its grid, coordinates clamped: (N, C)."""
-  h, w, _ = field.shape
-  y = jnp.clip(points_yx[:, 0], 0.0, h - 1.0)
-  x = jnp.clip(points_yx[:, 1], 0.0, w - 1.0)
-  y0 = jnp.clip(jnp.floor(y), 0, max(h - 2, 0)).astype(jnp.int32)
-  x0 = jnp.clip(jnp.floor(x), 0, max(w - 2, 0)).astype(jnp.int32)
-  y1 = jnp.minimum(y0 + 1, h - 1)
-  x1 = jnp.minimum(x0 + 1, w - 1)
-  fy = (y - y0)[:, None]
-  fx = (x - x0)[:, None]
-  return ((1 - fy) * (1 - fx) * field[y0, x0] + (1 - fy) * fx * field[y0, x1]
-          + fy * (1 - fx) * field[y1, x0] + fy * fx * field[y1, x1])
+  coords = [points_yx[:, 0], points_yx[:, 1]]
+  return jnp.stack([jax.scipy.ndimage.map_coordinates(field[..., c], coords, order=1, mode="nearest")
+                    for c in range(field.shape[-1])], axis=-1)
 
 
 def keypoint_flow_loss(flow: jax.Array, source_keypoints: jax.Array, target_keypoints: jax.Array,
