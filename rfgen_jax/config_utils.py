@@ -164,9 +164,10 @@ def _validate_pose(config: ml_collections.ConfigDict) -> None:
         f"--config.losses.{next(iter(kp_flow))}={next(iter(kp_flow.values()))} needs body keypoints, but data "
         f"set {d.name!r} has {kind!r} poses; set --config.losses.warmup_keypoint_flow=0 and "
         "--config.losses.keypoint_flow=0.")
-  if config.losses.correctness_sampling not in ("gaussian", "bilinear"):
+  from rfgen_jax.losses.flow import SAMPLINGS  # pylint: disable=g-import-not-at-top  (keeps this module light)
+  if config.losses.correctness_sampling not in SAMPLINGS:
     raise errors.BadInputError(f"--config.losses.correctness_sampling={config.losses.correctness_sampling!r}; "
-                               "accepted: 'gaussian', 'bilinear'.")
+                               f"accepted: {SAMPLINGS}.")
   if kind == "camera" and d.source_pool not in ("split", "file"):
     raise errors.BadInputError(f"--config.data.source_pool={d.source_pool!r}; accepted: 'split', 'file'.")
   from rfgen_jax.data import pipeline  # pylint: disable=g-import-not-at-top
