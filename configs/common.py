@@ -237,7 +237,7 @@ def get_base_config() -> ml_collections.ConfigDict:
                                     # (parameters are replicated; docs/scaling.md says why)
   c.train.grad_reduction = "fixed_order"   # or "all_reduce": how gradients are averaged over devices;
                                     # fixed_order gives the same bits on any process layout
-                                    # (rfgen_jax/train/reduction.py, docs/scaling.md)
+                                    # (rfgen_jax/runtime/reduction.py, docs/scaling.md)
   c.train.ema_decay = 0.999         # EMA of the generator's parameters (ramped: min(d, (1+t)/(10+t)));
                                     # 0 = EMA equals the raw params; docs/scaling.md, "EMA of the generator"
   c.train.eval_at_end = True

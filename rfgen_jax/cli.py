@@ -100,7 +100,7 @@ def run(main: Callable[[list], Optional[int]],
         flags_parser: Optional[Callable[[list], list]] = None) -> None:
   """`absl.app.run(main, flags_parser)` whose help flags exit with status 0 and whose user errors
   (`errors.UserError`) end in one line on stderr and exit status 2."""
-  from absl import app  # pylint: disable=g-import-not-at-top
+  from absl import app  # pylint: disable=g-import-not-at-top  (not in the mediapipe environment)
   parser = flags_parser or app.parse_flags_with_usage
 
   def parse(argv):

@@ -12,6 +12,8 @@ package: any layer may raise these.
 """
 from __future__ import annotations
 
+import os
+
 
 class UserError(Exception):
   """A mistake of the user's; `str(e)` is the message (never quoted, unlike a plain KeyError's)."""
@@ -48,7 +50,6 @@ def check_output_free(path: str, flag: str = "--out", overwrite_flag: str | None
     flag: the flag that named it (for the message).
     overwrite_flag: the program's flag that allows replacing it, if it has one.
   """
-  import os  # pylint: disable=import-outside-toplevel
   if os.path.isdir(path):
     held = sorted(os.listdir(path))
     if not held:

@@ -2,7 +2,7 @@
 
 - `restore_generator(config, workdir, step=None, use_ema=None)` restores only the generator's parameters
   (by default their exponential moving average, `train.ema_decay`) from the Orbax checkpoint a training
-  run wrote under `<workdir>/checkpoints` (`rfgen_jax.train.checkpointing`): the one restore path of the
+  run wrote under `<workdir>/checkpoints` (`rfgen_jax.runtime.checkpointing`): the one restore path of the
   evaluator, the generate and export tools; `load_generator` is it without the step.
 - `make_generate(generator, params_sharding, batch_sharding)`: the one jitted generator call (trainer
   samples, evaluator, `generate`).
@@ -29,11 +29,11 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
-from rfgen_jax import errors, models
+from rfgen_jax import errors, models, visualize
 from rfgen_jax.data import poses
 from rfgen_jax.data.pipeline import resize_example
-from rfgen_jax.train import checkpointing
-from rfgen_jax.train import state as state_lib
+from rfgen_jax.runtime import checkpointing
+from rfgen_jax.runtime import state as state_lib
 
 FIT_MODES = ("pad", "stretch")
 
@@ -49,7 +49,7 @@ def _train_command(workdir: str) -> str:
 def abstract_gen_params(config, generator=None):
   """`jax.ShapeDtypeStruct`s of the generator params as the trainer's TrainState holds them.
 
-  Shapes come from `rfgen_jax.train.state.abstract_state`, so they match what training saves (nothing
+  Shapes come from `rfgen_jax.runtime.state.abstract_state`, so they match what training saves (nothing
   is computed or compiled).
   """
   generator = generator if generator is not None else models.build_generator(config)
@@ -354,3 +354,18 @@ def generator_outputs(generator, params, batch: dict) -> dict:
 def generate(generator, params, inputs: dict) -> np.ndarray:
   """Runs the generator on `prepare_inputs` output; returns (B, H, W, 3) float32 in [-1, 1]."""
   return np.asarray(make_generate(generator)(params, inputs))
+
+
+def inner_maps_sample_grid(generator, params, batch: dict, max_rows: int = 8) -> np.ndarray:
+  """`visualize.sample_grid_with_maps` of a host batch, running `generator` on this process alone.
+
+  `params` are fetched to the host first (`jax.device_get`), so replicated global arrays of a
+  multi-process run work; call it on one process only (it is not a collective). Used by the trainer's
+  and the evaluator's sample grids when `eval.inner_maps` is True.
+  """
+  host_params = jax.device_get(params)
+  n = min(max_rows, np.shape(batch["source_images"])[0])
+  rows = {key: np.asarray(batch[key])[:n] for key in INPUT_KEYS}
+  outputs = generator_outputs(generator, host_params, rows)
+  return visualize.sample_grid_with_maps({key: np.asarray(v)[:n] for key, v in batch.items()}, outputs,
+                                         max_rows)

@@ -69,7 +69,7 @@ def configure(short_format: bool = True) -> None:
   if short_format:
     handler.python_handler.setFormatter(ShortFormatter())
   if not _is_terminal(sys.stderr):
-    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  (loads TensorFlow: only when used)
     tfds.disable_progress_bar()
 
 

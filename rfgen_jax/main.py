@@ -19,7 +19,9 @@ import jax  # pylint: disable=g-import-not-at-top
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from rfgen_jax import cli, errors  # pylint: disable=g-import-not-at-top
+from rfgen_jax import cli, config_utils, errors, job, logging_setup  # pylint: disable=g-import-not-at-top
+from rfgen_jax.evaluation import evaluator  # pylint: disable=g-import-not-at-top
+from rfgen_jax.train import preemption  # pylint: disable=g-import-not-at-top
 
 FLAGS = flags.FLAGS
 
@@ -51,7 +53,6 @@ def _maybe_initialize_distributed() -> None:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  from rfgen_jax import logging_setup  # pylint: disable=g-import-not-at-top
   logging_setup.configure()   # short prefix, expected library messages dropped, no tqdm bars in a log file
   _maybe_initialize_distributed()
   config = FLAGS.config
@@ -59,26 +60,21 @@ def main(argv):
                jax.process_count(), jax.local_device_count(), jax.device_count(), jax.devices())
   logging.info("XLA_FLAGS=%r (rfgen_jax/xla_cpu_defaults.py adds its CPU default unless yours set it).",
                os.environ.get("XLA_FLAGS", ""))
-  from rfgen_jax import config_utils  # pylint: disable=g-import-not-at-top
-  from rfgen_jax.train import preemption, sharding  # pylint: disable=g-import-not-at-top
   try:
-    config_utils.validate_config(config, num_devices=jax.device_count())
-    sharding.make_mesh(config.train.mesh_shape)
+    mesh = config_utils.setup_run(config)   # the config checked and the mesh made, once per run
   except ValueError as e:   # a config value the run cannot use: one line, exit 2 (cli.run)
     raise errors.BadInputError(str(e)) from None
   # Data, weight files and checkpoints are opened before anything is written; the folders a failed
   # start made are removed, so a run that could not start leaves nothing in --workdir.
   with cli.removing_new_empty_folders(FLAGS.workdir):
     if FLAGS.mode == "train":
-      from rfgen_jax.train import trainer  # pylint: disable=g-import-not-at-top
       try:
-        trainer.train_and_evaluate(config, FLAGS.workdir)
+        job.train_and_evaluate(config, FLAGS.workdir, mesh)
       except preemption.Preempted as e:
         logging.warning("%s", e)
         sys.exit(preemption.PREEMPTED_EXIT_STATUS)
     else:
-      from rfgen_jax.evaluation import evaluator  # pylint: disable=g-import-not-at-top
-      evaluator.evaluate(config, FLAGS.workdir)
+      evaluator.evaluate(config, FLAGS.workdir, mesh)
 
 
 def parse_flags(argv):

@@ -187,19 +187,3 @@ def sample_grid_with_maps(batch: dict, outputs: dict, max_rows: int = 8) -> np.n
              for s in range(len(maps["flow"][level])) for kind in MAP_KINDS]
     rows.append(np.concatenate(cells, axis=1))
   return np.concatenate([base, np.concatenate(rows, axis=0)], axis=1)
-
-
-def inner_maps_sample_grid(generator, params, batch: dict, max_rows: int = 8) -> np.ndarray:
-  """`sample_grid_with_maps` of a host batch, running `generator` on this process alone.
-
-  `params` are fetched to the host first (`jax.device_get`), so replicated global arrays of a
-  multi-process run work; call it on one process only (it is not a collective). Used by the trainer's
-  and the evaluator's sample grids when `eval.inner_maps` is True.
-  """
-  import jax  # pylint: disable=g-import-not-at-top
-  from rfgen_jax import inference  # pylint: disable=g-import-not-at-top  (inference imports the data package)
-  host_params = jax.device_get(params)
-  n = min(max_rows, np.shape(batch["source_images"])[0])
-  rows = {key: np.asarray(batch[key])[:n] for key in inference.INPUT_KEYS}
-  outputs = inference.generator_outputs(generator, host_params, rows)
-  return sample_grid_with_maps({key: np.asarray(v)[:n] for key, v in batch.items()}, outputs, max_rows)

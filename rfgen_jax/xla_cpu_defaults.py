@@ -34,7 +34,7 @@ def apply(environ: MutableMapping[str, str] = os.environ) -> bool:
   if YNN_FLAG in flags or not _jaxlib_checked():
     return False
   try:
-    from jax._src import xla_bridge  # pylint: disable=g-import-not-at-top
+    from jax._src import xla_bridge  # pylint: disable=g-import-not-at-top  (XLA_FLAGS must be set before jax loads)
     if xla_bridge.backends_are_initialized():
       return False
   except (ImportError, AttributeError):

@@ -1,5 +1,5 @@
 """Tiny runs for the app and animation tests: a checkpoint of seeded random parameters (the shapes of
-`rfgen_jax.train.state.init_state`, written with the trainer's Checkpointer, as in tests/test_generate.py)
+`rfgen_jax.runtime.state.init_state`, written with the trainer's Checkpointer, as in tests/test_generate.py)
 and the config with its data set under a temporary folder (generated on first use)."""
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 
 from rfgen_jax import models
 from rfgen_jax.config_utils import load_config
-from rfgen_jax.train import checkpointing
-from rfgen_jax.train import state as state_lib
+from rfgen_jax.runtime import checkpointing
+from rfgen_jax.runtime import state as state_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

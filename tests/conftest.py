@@ -43,7 +43,7 @@ def tiny_train_setup():
   import jax  # pylint: disable=g-import-not-at-top
   from rfgen_jax import config_utils, models  # pylint: disable=g-import-not-at-top
   from rfgen_jax.nets import vgg19  # pylint: disable=g-import-not-at-top
-  from rfgen_jax.train import state as state_lib  # pylint: disable=g-import-not-at-top
+  from rfgen_jax.runtime import state as state_lib  # pylint: disable=g-import-not-at-top
   config = config_utils.load_config(os.path.join(ROOT, "configs/synthetic.py:tiny"))
   config.data.pose_channels = 18
   gen, disc = models.build_generator(config), models.build_discriminator(config)
@@ -56,13 +56,14 @@ def tiny_train_setup():
 @pytest.fixture(scope="session")
 def tiny_train_step(tiny_train_setup):
   """`step(stage, state, host_batch) -> (new_state, metrics)`: one train step of the tiny model as the
-  trainer runs it: `steps.compile_step` on the 1-device mesh of `train.mesh_shape` (fixed-order gradient
+  trainer runs it: `steps.make_train_step` on the 1-device mesh of `train.mesh_shape` (fixed-order gradient
   mean, the on-device finiteness record), compiled once per stage and session. These are the programs the
   tiny trainer runs of tests/test_main.py compile, so the two share the compilation cache (and, in one
   worker, the trace). `state` is copied to the devices first (the compiled step donates its input), so the
   caller's state stays valid."""
   import jax  # pylint: disable=g-import-not-at-top
-  from rfgen_jax.train import sharding, steps  # pylint: disable=g-import-not-at-top
+  from rfgen_jax.train import steps  # pylint: disable=g-import-not-at-top
+  from rfgen_jax.runtime import sharding  # pylint: disable=g-import-not-at-top
   config, gen, disc, vgg, vgg_params, _ = tiny_train_setup
   mesh = sharding.make_mesh(config.train.mesh_shape)
   replicated = sharding.replicated(mesh)
@@ -76,7 +77,7 @@ def tiny_train_step(tiny_train_setup):
     batch = sharding.to_global_batch({key: host_batch[key] for key in steps.BATCH_KEYS}, mesh)
     if stage not in compiled:
       health = steps.initial_health(stage, spec, state, batch, vgg_params, replicated)
-      compiled[stage] = [steps.compile_step(stage, spec, state, batch, vgg_params, health,
+      compiled[stage] = [steps.make_train_step(stage, spec, state, batch, vgg_params, health,
                                             state_sharding=state_sharding,
                                             batch_sharding=sharding.data_sharded(mesh),
                                             replicated_sharding=replicated), health]

@@ -8,7 +8,7 @@ import pytest
 from rfgen_jax import config_utils
 from rfgen_jax.data import poses
 from rfgen_jax.data.datasets import m2n
-from rfgen_jax.data.datasets import m2n_format
+from rfgen_jax.data import m2n_format
 from rfgen_jax.data.synthetic import turntable
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from rfgen_jax import config_utils, data
-from rfgen_jax.evaluation import evaluator, evaluators, image_files, loop, metrics, test_pairs
+from rfgen_jax.evaluation import evaluators, image_files, loop, metrics, tables, test_pairs
 from rfgen_jax.nets import alexnet as alexnet_lib
 from rfgen_jax.nets import inception as inception_lib
 from rfgen_jax.tools import score_folder
@@ -159,14 +159,14 @@ def test_run_evaluators_writes_scalars_and_a_report(setup, tmp_path):
 @pytest.mark.slow   # a 7-step trainer run with evaluations (~2 min); every evaluator is checked on its own above
 def test_trainer_runs_the_evaluators_every_eval_every_steps(tmp_path):
   """train.py's hook: `eval.every_steps` runs `eval.train_evaluators`; scalars and a report per step."""
-  from rfgen_jax.train import trainer  # pylint: disable=g-import-not-at-top
+  from rfgen_jax import job  # pylint: disable=g-import-not-at-top
   config = config_utils.load_config(os.path.join(ROOT, "configs/synthetic.py:tiny"))
   config.data.root, config.data.tfds_data_dir = str(tmp_path / "root"), str(tmp_path / "tfds")
   config.train.total_steps, config.train.flow_warmup_steps = 2, 1
   config.train.eval_at_end, config.checkpoint.async_save = False, False
   config.eval.every_steps, config.eval.num_sources, config.eval.max_tuples = 1, (1,), 2
   config.eval.train_evaluators = ("ssim_psnr_l1",)
-  trainer.train_and_evaluate(config, str(tmp_path / "run"))
+  job.train_and_evaluate(config, str(tmp_path / "run"))
   for step in (1, 2):
     with open(tmp_path / "run" / "eval" / f"step_{step:07d}" / "metrics.json") as f:
       report = json.load(f)
@@ -185,7 +185,7 @@ def test_missing_weights_are_skipped_with_the_command(setup, tmp_path):
   report = run_eval(config, None, names=("fid_gfla", "ssim_psnr_l1"))
   assert report["skipped"][0]["metric"] == "fid" and "--variant=gfla" in report["skipped"][0]["reason"]
   assert "fid" not in report["results"]["1"]
-  evaluator.write_table(str(tmp_path / "t.md"), report["results"], 7, report["skipped"])
+  tables.write_table(str(tmp_path / "t.md"), report["results"], 7, report["skipped"])
   assert "SSIM" in open(tmp_path / "t.md").read()
 
 

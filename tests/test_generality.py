@@ -2,7 +2,7 @@
 
 Tiny files in each format (ShapeNet chairs and KITTI in M2N's HDF5 layout, VoxCeleb2 frames + landmark
 CSVs, the generated turntable) go through the one grain pipeline (batch contract, per-host slicing,
-iterator state), a few training steps of `trainer.train_and_evaluate` and an eval with one metrics entry
+iterator state), a few training steps of `job.train_and_evaluate` and an eval with one metrics entry
 per K; bad input fails through the pipeline with the file and entry named.
 """
 import json
@@ -17,7 +17,7 @@ import pytest
 
 from rfgen_jax import config_utils
 from rfgen_jax import data
-from rfgen_jax.data.datasets import m2n_format as m2n
+from rfgen_jax.data import m2n_format as m2n
 from rfgen_jax.data.datasets import voxceleb
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -275,9 +275,9 @@ def _check_metrics(workdir, ks):
 
 
 def _train_and_eval(name, root, workdir):
-  from rfgen_jax.train import trainer  # pylint: disable=g-import-not-at-top
+  from rfgen_jax import job  # pylint: disable=g-import-not-at-top
   config = tiny(name, root)
-  trainer.train_and_evaluate(config, workdir)
+  job.train_and_evaluate(config, workdir)
   assert os.path.isdir(os.path.join(workdir, "checkpoints", "2"))
   return _check_metrics(workdir, config.eval.num_sources)
 

@@ -1,7 +1,7 @@
 """Generation from one's own photos: checkpoint restore, input preparation, the CLI, keypoint detection.
 
 The checkpoint is written in the test with the trainer's own `Checkpointer`, holding a TrainState of
-the shapes `rfgen_jax.train.state.init_state` gives for `configs/synthetic.py:tiny` (its structure from
+the shapes `rfgen_jax.runtime.state.init_state` gives for `configs/synthetic.py:tiny` (its structure from
 `jax.eval_shape(init_state)`, filled with seeded random numbers: compiling the real init costs ~40 s on
 a 2-core CPU; `test_real_init_state_checkpoint` does that, marked slow).
 """
@@ -23,8 +23,8 @@ from rfgen_jax.config_utils import load_config
 from rfgen_jax.data import annotations
 from rfgen_jax.tools import generate
 from rfgen_jax.tools import pose_keypoints
-from rfgen_jax.train import checkpointing
-from rfgen_jax.train import state as state_lib
+from rfgen_jax.runtime import checkpointing
+from rfgen_jax.runtime import state as state_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = os.path.join(ROOT, "configs", "synthetic.py") + ":tiny"

@@ -1,4 +1,5 @@
 """The main job end to end on tiny synthetic data: train, checkpoint, resume, crash, non-finite loss."""
+import collections
 import functools
 import glob
 import json
@@ -15,8 +16,9 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from rfgen_jax import config_utils, models
-from rfgen_jax.train import checkpointing, state as state_lib, steps, trainer
+from rfgen_jax import config_utils, job, models
+from rfgen_jax.train import steps, trainer
+from rfgen_jax.runtime import checkpointing, sharding, state as state_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -32,7 +34,7 @@ def straight_run(tmp_path_factory, data_root):
 
   Tests that write into a run work on a copy (`copy_run`)."""
   workdir = str(tmp_path_factory.mktemp("straight") / "run")
-  trainer.train_and_evaluate(tiny(data_root, train__total_steps=4), workdir)
+  job.train_and_evaluate(tiny(data_root, train__total_steps=4), workdir)
   return workdir
 
 
@@ -78,8 +80,8 @@ def test_train_resume_is_identical(tmp_path, data_root, straight_run, monkeypatc
     monkeypatch.setattr(module, name, functools.partial(
         lambda original, name, *a, **k: (model_traces.append(name), original(*a, **k))[1],
         getattr(module, name), name))
-  trainer.train_and_evaluate(tiny(data_root, train__total_steps=2), resumed)
-  trainer.train_and_evaluate(tiny(data_root, train__total_steps=4), resumed)
+  job.train_and_evaluate(tiny(data_root, train__total_steps=2), resumed)
+  job.train_and_evaluate(tiny(data_root, train__total_steps=4), resumed)
   assert prepared == [[1], [2]]
   assert model_traces == []
   for name in ("config.json", "samples"):
@@ -98,7 +100,7 @@ def test_train_resume_is_identical(tmp_path, data_root, straight_run, monkeypatc
 def test_incompatible_checkpoint_is_refused(tmp_path, data_root, straight_run):
   workdir = copy_run(straight_run, tmp_path)
   with pytest.raises(checkpointing.IncompatibleCheckpointError, match="model.width"):
-    trainer.train_and_evaluate(tiny(data_root, train__total_steps=6, model__width=0.25), workdir)
+    job.train_and_evaluate(tiny(data_root, train__total_steps=6, model__width=0.25), workdir)
 
 
 def test_non_finite_loss_stops_and_keeps_checkpoint(tmp_path, data_root, monkeypatch):
@@ -115,7 +117,7 @@ def test_non_finite_loss_stops_and_keeps_checkpoint(tmp_path, data_root, monkeyp
 
   monkeypatch.setattr(trainer.Trainer, "next_batch", poisoned_batch)
   with pytest.raises(trainer.NonFiniteLossError, match=r"step 3.*loss/gen_total"):
-    trainer.train_and_evaluate(config, workdir)
+    job.train_and_evaluate(config, workdir)
   steps = checkpointing.Checkpointer(workdir, config).all_steps()
   assert steps == [2]
 
@@ -143,11 +145,11 @@ def test_sigterm_saves_at_the_next_step_and_resumes_identically(tmp_path, data_r
   with pytest.MonkeyPatch.context() as patch:
     patch.setattr(trainer.Trainer, "next_batch", next_batch_then_sigterm)
     with pytest.raises(preemption.Preempted, match="step 3") as preempted:
-      trainer.train_and_evaluate(tiny(data_root), workdir)
+      job.train_and_evaluate(tiny(data_root), workdir)
   assert preempted.value.step == 3
   assert signal.getsignal(signal.SIGTERM) == previous_handler      # the run's handler is removed again
   assert checkpointing.Checkpointer(workdir, tiny(data_root), read_only=True).all_steps() == [2, 3]
-  trainer.train_and_evaluate(tiny(data_root), workdir)
+  job.train_and_evaluate(tiny(data_root), workdir)
   a, b = restore_params(tiny(data_root), straight_run, 4), restore_params(tiny(data_root), workdir, 4)
   assert int(b.step) == 4
   # The straight run's compiled steps again (same process, same shapes): equal to the bit on any host
@@ -213,6 +215,23 @@ def test_eval_writes_metrics_for_every_k(tmp_path, data_root, straight_run):
   for k in (1, 3):
     grid = np.asarray(Image.open(os.path.join(workdir, "eval", f"samples_maps_K{k}.png")))
     assert grid.shape[1] == (k + 3 + 3 * len(config.model.levels) * k) * w and grid.shape[0] % h == 0
+
+
+def test_a_run_checks_its_config_and_makes_its_mesh_once(tmp_path, data_root, straight_run, monkeypatch):
+  """`config_utils.setup_run` checks the config and makes the mesh; the trainer and the evaluation at the
+  end reuse them (before, `validate_config` and `make_mesh` ran again in the trainer and the evaluator)."""
+  calls = collections.Counter()
+  for module, name in ((config_utils, "validate_config"), (sharding, "make_mesh")):
+    def counted(*args, _real=getattr(module, name), _name=name, **kwargs):
+      calls[_name] += 1
+      return _real(*args, **kwargs)
+    monkeypatch.setattr(module, name, counted)
+  workdir = copy_run(straight_run, tmp_path)   # trained to 4 steps: the trainer starts, then evaluates
+  config = tiny(data_root, train__total_steps=4, train__eval_at_end=True)
+  config.eval.num_sources = (1,)
+  job.train_and_evaluate(config, workdir)
+  assert os.path.exists(os.path.join(workdir, "eval", "metrics.json"))
+  assert calls == {"validate_config": 1, "make_mesh": 1}
 
 
 def test_eval_without_checkpoint_is_a_clear_error(tmp_path, data_root):

@@ -5,7 +5,7 @@ JAX's preemption sync, save there and exit with status 75), resumes, evaluates a
 Compared with an uninterrupted one-process, 8-device run, the logged losses and gradient norms of every
 step, the final parameters and the evaluation metrics agree to 1e-6: the same data reach the same
 devices, each device computes the same bits, the gradients are averaged in a fixed device order
-(`rfgen_jax/train/reduction.py`) and the resume continues exactly.
+(`rfgen_jax/runtime/reduction.py`) and the resume continues exactly.
 
 In the default run: the flow warm-up only (8 steps, ~2 min). Slow (`python -m pytest -q -m slow
 tests/test_multiprocess.py`, ~3.5 min on the idle 2-core VM): both stages, preempted in stage 2.
@@ -25,7 +25,8 @@ import pytest
 
 from rfgen_jax import config_utils, data, models
 from rfgen_jax.tools import compare_runs
-from rfgen_jax.train import checkpointing, preemption, state as state_lib
+from rfgen_jax.train import preemption
+from rfgen_jax.runtime import checkpointing, state as state_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOTAL = 12         # steps: 2 of flow warm-up (stage 1), then stage 2

@@ -73,11 +73,11 @@ def test_duration_format():
 
 
 def test_the_ablation_study_reads_the_progress_line():
-  from rfgen_jax.experiments import ablation  # pylint: disable=g-import-not-at-top
+  from rfgen_jax.experiments import study_progress  # pylint: disable=g-import-not-at-top
   p = progress.Progress(total=2400, warmup=200, clock=lambda: 0.0)
   p.step_started(0)
   line, _ = p.line(50, {"loss/flow_total": 0.4})
-  match = ablation._STEP.search(f"19:02:03 {line}")  # pylint: disable=protected-access
+  match = study_progress._STEP.search(f"19:02:03 {line}")  # pylint: disable=protected-access
   assert match and int(match.group(1)) == 50
 
 
@@ -116,7 +116,7 @@ def test_read_only_checkpoint_access_gives_orbax_nothing_to_warn_about(tmp_path,
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
   from rfgen_jax import config_utils  # pylint: disable=g-import-not-at-top
-  from rfgen_jax.train import checkpointing  # pylint: disable=g-import-not-at-top
+  from rfgen_jax.runtime import checkpointing  # pylint: disable=g-import-not-at-top
   config = config_utils.load_config(os.path.join(ROOT, "configs/synthetic.py:tiny"))
   writer = checkpointing.Checkpointer(str(tmp_path), config)
   writer.save(3, {"gen_params": {"w": jnp.ones(3)}, "ema_params": {"w": jnp.zeros(3)}}, None, config)

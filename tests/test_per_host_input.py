@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rfgen_jax.data import pipeline
-from rfgen_jax.train import sharding
+from rfgen_jax.runtime import sharding
 
 
 @pytest.mark.parametrize("process_count, global_batch", [(2, 8), (4, 8), (3, 6)])

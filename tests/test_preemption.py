@@ -13,8 +13,9 @@ import jax
 import numpy as np
 import pytest
 
-from rfgen_jax import config_utils, models
-from rfgen_jax.train import checkpointing, preemption, state as state_lib, trainer
+from rfgen_jax import config_utils, job, models
+from rfgen_jax.train import preemption
+from rfgen_jax.runtime import checkpointing, state as state_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOTAL = 12
@@ -46,7 +47,7 @@ def _restore(config, workdir, step):
 def test_sigterm_in_stage2_saves_exits_75_and_resumes_identically(tmp_path):
   data_root = str(tmp_path / "data")
   straight = str(tmp_path / "straight")
-  trainer.train_and_evaluate(_config(data_root), straight)     # also generates the data
+  job.train_and_evaluate(_config(data_root), straight)     # also generates the data
 
   workdir = str(tmp_path / "preempted")
   cmd = [sys.executable, "-m", "rfgen_jax.main", "--config=configs/synthetic.py:tiny",

@@ -1,5 +1,5 @@
-"""`train.grad_reduction`: the fixed-order mean over devices (`rfgen_jax/train/reduction.py`) and the step
-run per device under `shard_map` (`steps.for_mesh`), on 8 simulated CPU devices in a subprocess.
+"""`train.grad_reduction`: the fixed-order mean over devices (`rfgen_jax/runtime/reduction.py`) and the step
+run per device under `shard_map` (`steps.per_device_with_fixed_order_mean`), on 8 simulated CPU devices in a subprocess.
 
 That the fixed order makes 2 processes x 4 devices compute 1 process x 8 devices' bits is tested with
 real processes in tests/test_multiprocess.py.
@@ -25,7 +25,8 @@ SCRIPT = textwrap.dedent("""
     from tests.test_train import tiny_config, random_batch
     from rfgen_jax import models
     from rfgen_jax.nets import vgg19
-    from rfgen_jax.train import reduction, sharding, state as state_lib, steps
+    from rfgen_jax.train import steps
+    from rfgen_jax.runtime import reduction, sharding, state as state_lib
     assert jax.device_count() == 8, jax.devices()
     mesh = sharding.make_mesh((-1, 1))
 
@@ -67,7 +68,7 @@ SCRIPT = textwrap.dedent("""
     results = {{}}
     for kind in ("fixed_order", "all_reduce"):
       config.train.grad_reduction = kind
-      fn = jax.jit(steps.for_mesh(part, config, mesh), out_shardings=rep)
+      fn = jax.jit(steps.per_device_with_fixed_order_mean(part, config, mesh), out_shardings=rep)
       results[kind] = jax.device_get(fn(state, batch, vgg_params))
     (s1, m1), (s2, m2) = results["fixed_order"], results["all_reduce"]
     assert set(m1) == set(m2) and "grad_norm/flow_estimator" in m1, sorted(m1)

@@ -13,7 +13,8 @@ import pytest
 
 from rfgen_jax import config_utils, models
 from rfgen_jax.nets import vgg19
-from rfgen_jax.train import sharding, state as state_lib, steps, trainer
+from rfgen_jax.train import steps, trainer
+from rfgen_jax.runtime import sharding, state as state_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -179,7 +180,7 @@ def test_steps_and_generator_lower_for_gpu_and_tpu():
                                    axis_types=(jax.sharding.AxisType.Auto,) * 2)
   platforms = ("cuda", "tpu")
   for raw in _raw_steps():
-    fn = steps.for_mesh(raw, config, mesh)
+    fn = steps.per_device_with_fixed_order_mean(raw, config, mesh)
     health = steps.init_health(jax.eval_shape(fn, state, batch, vgg_params)[1])
     exported = jax.export.export(jax.jit(steps.with_health(fn)), platforms=platforms)(
         abstract(state), batch, abstract(vgg_params), abstract(health))
@@ -197,7 +198,8 @@ SHARDED_SCRIPT = textwrap.dedent("""
     from tests.test_train import tiny_config, random_batch
     from rfgen_jax import models
     from rfgen_jax.nets import vgg19
-    from rfgen_jax.train import sharding, state as state_lib, steps
+    from rfgen_jax.train import steps
+    from rfgen_jax.runtime import sharding, state as state_lib
     assert jax.device_count() == 8, jax.devices()
     config = tiny_config()
     config.train.batch_size = 8
@@ -217,7 +219,7 @@ SHARDED_SCRIPT = textwrap.dedent("""
       # One step of the stage under test from the initial state, on 1 and on 8 devices.
       state = state_lib.create_state(config, jax.random.PRNGKey(0), gen, disc, st_sh)
       health = steps.initial_health({stage}, spec, state, gb, vp, rep)
-      step = steps.compile_step({stage}, spec, state, gb, vp, health, state_sharding=st_sh,
+      step = steps.make_train_step({stage}, spec, state, gb, vp, health, state_sharding=st_sh,
                                 batch_sharding=sharding.data_sharded(mesh), replicated_sharding=rep)
       results[n] = jax.device_get(step(state, gb, vp, health)[:2])
     # Losses agree to float rounding. Parameters agree to within a fraction of one Adam step: Adam's first

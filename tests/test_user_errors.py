@@ -208,7 +208,7 @@ def test_bugs_keep_their_traceback_and_user_errors_return_2(capsys):
 
 def test_user_errors_are_the_builtin_types_callers_catch(tmp_path):
   from rfgen_jax import inference
-  from rfgen_jax.train import checkpointing
+  from rfgen_jax.runtime import checkpointing
   from rfgen_jax.tools import pose_sequences
   assert issubclass(inference.NoCheckpointError, FileNotFoundError)
   assert issubclass(inference.NoCheckpointError, errors.UserError)

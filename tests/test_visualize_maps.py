@@ -5,7 +5,7 @@ import jax
 import numpy as np
 import pytest
 
-from rfgen_jax import visualize
+from rfgen_jax import inference, visualize
 
 
 def test_constant_flow_has_one_colour():
@@ -128,7 +128,7 @@ def test_inner_maps_sample_grid_shows_the_generator_output(tiny_train_setup):
   inputs = tuple(rng.uniform(-1, 1, x.shape).astype(np.float32) for x in inputs)
   batch = {"source_images": inputs[0], "source_poses": inputs[1], "target_pose": inputs[2],
            "target_image": rng.uniform(-1, 1, inputs[0][:, 0].shape).astype(np.float32)}
-  grid = visualize.inner_maps_sample_grid(gen, params, batch)
+  grid = inference.inner_maps_sample_grid(gen, params, batch)
   outputs = jax.tree.map(np.asarray, jax.jit(gen.apply)({"params": params}, *inputs))
   expected = visualize.sample_grid_with_maps(batch, outputs)
   # Bit-exact on any host: one program run twice. `inference.generator_outputs` jits the same function

@@ -16,6 +16,8 @@ from ml_collections import config_flags
 import numpy as np
 from PIL import Image
 
+from rfgen_jax import cli, data
+from rfgen_jax.data import keypoints
 from rfgen_jax.visualize import hstack_with_separator, to_uint8
 
 
@@ -43,8 +45,6 @@ def tuple_row(batch: dict, i: int, draw_skeleton) -> np.ndarray:
 
 def make_sheet(config, num: int, split: str = "train", scale: int = 2) -> np.ndarray:
   """(rows, cols, 3) uint8 grid of `num` tuples of the config's data set."""
-  from rfgen_jax import data  # pylint: disable=g-import-not-at-top
-  from rfgen_jax.data import keypoints  # pylint: disable=g-import-not-at-top
   config.data.num_workers = 0
   data.ensure_dataset(config)
   rows = []
@@ -73,6 +73,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  from rfgen_jax import cli  # pylint: disable=g-import-not-at-top
   define_flags()
   cli.run(main)

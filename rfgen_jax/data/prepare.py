@@ -13,17 +13,18 @@ from __future__ import annotations
 
 from typing import Callable, TypeVar
 
+from rfgen_jax import multihost   # light: it imports jax only when a barrier runs
+
 T = TypeVar("T")
 
 
 def _process_info() -> tuple[int, int]:
-  import jax  # pylint: disable=g-import-not-at-top  (the data package stays light without JAX work)
+  import jax  # pylint: disable=g-import-not-at-top  (the data layer stays JAX-free (grain workers))
   return jax.process_index(), jax.process_count()
 
 
 def barrier(name: str) -> None:
   """Waits until every process reaches `name` (multi-process only)."""
-  from rfgen_jax import multihost  # pylint: disable=g-import-not-at-top
   multihost.barrier(name)
 
 

@@ -15,69 +15,34 @@ it follows GFLA: docs/protocol.md and docs/design.md, "## 6. Evaluation".
 """
 from __future__ import annotations
 
-import json
 import os
 
 import jax
 import numpy as np
 from absl import logging
 
-from rfgen_jax import config_utils, inference, models, visualize
+from rfgen_jax import config_utils, data, inference, models, visualize
 from rfgen_jax.inference import NoCheckpointError  # pylint: disable=unused-import (re-exported)
-from rfgen_jax.evaluation import loop
+from rfgen_jax.evaluation import loop, source_use, tables
 from rfgen_jax.evaluation.loop import NonFiniteImageError  # pylint: disable=unused-import (re-exported)
-from rfgen_jax.train import sharding
-
-# Column order of table.md: (key in results, header, lower is better).
-COLUMNS = (("fid", "FID (GFLA)", True), ("fid_pytorch", "FID (pytorch-fid)", True), ("lpips", "LPIPS", True),
-           ("mask_lpips", "Mask-LPIPS", True), ("ssim", "SSIM", False), ("psnr", "PSNR", False),
-           ("l1", "L1", True), ("ssim_person", "SSIM (person)", False), ("l1_person", "L1 (person)", True))
-
-
-def write_table(path: str, results: dict, step: int, skipped: list) -> None:
-  """Writes the paper's Table 1 layout: one row per K, one column per computed metric."""
-  present = [c for c in COLUMNS if any(c[0] in r for r in results.values())]
-  lines = [f"Evaluation at step {step}.", "",
-           "| K | " + " | ".join(f"{h} {'↓' if low else '↑'}" for _, h, low in present) + " |",
-           "| --- |" + " --- |" * len(present)]
-  for k, row in results.items():
-    lines.append(f"| {k} | " + " | ".join(
-        f"{row[key]:.4f}" if key in row else "–" for key, _, _ in present) + " |")
-  if skipped:
-    lines += ["", "Skipped:"] + [f"- {s['metric']}: {s['reason']}" for s in skipped]
-  with open(path, "w") as f:
-    f.write("\n".join(lines) + "\n")
-
-
-def write_report(out_dir: str, report: dict) -> None:
-  """metrics.json and table.md of a report (process 0 only)."""
-  if jax.process_index() != 0:
-    return
-  os.makedirs(out_dir, exist_ok=True)
-  with open(os.path.join(out_dir, "metrics.json"), "w") as f:
-    json.dump(report, f, indent=2, sort_keys=True)
-  write_table(os.path.join(out_dir, "table.md"), report["results"], report["step"], report["skipped"])
-
+from rfgen_jax.runtime import sharding
 
 def write_inner_map_grids(config, generator, params, out_dir: str) -> None:
   """`eval/samples_maps_K{k}.png`: the first test batch of each K with every source's flow, occlusion
   and attention per level (`visualize.sample_grid_with_maps`); process 0 only (`eval.inner_maps`)."""
-  from rfgen_jax import data  # pylint: disable=g-import-not-at-top
   if jax.process_index() != 0:
     return
   for k in config.eval.num_sources:
     batch = next(iter(data.create_eval_batches(config, k, 0, 1)))
     valid = np.asarray(batch.pop("valid"), bool)
     host = {key: np.asarray(v)[valid] for key, v in batch.items()}
-    grid = visualize.inner_maps_sample_grid(generator, params, host)
+    grid = inference.inner_maps_sample_grid(generator, params, host)
     visualize.write_png(os.path.join(out_dir, f"samples_maps_K{k}.png"), grid)
 
 
 def measure_source_use(config, generator, params) -> dict:
   """`{"source_use_K{k}": {measure: value}}` for K = data.num_sources over the evaluation tuples
   (rfgen_jax/evaluation/source_use.py); {} for data without body keypoints or off process 0."""
-  from rfgen_jax import data  # pylint: disable=g-import-not-at-top
-  from rfgen_jax.evaluation import source_use  # pylint: disable=g-import-not-at-top
   if jax.process_index() != 0 or data.pose_kind(config) != "keypoints":
     return {}
   k = int(config.data.num_sources)
@@ -89,13 +54,14 @@ def measure_source_use(config, generator, params) -> dict:
   return {f"source_use_K{k}": values}
 
 
-def evaluate(config, workdir: str) -> dict:
-  """Evaluates the checkpoint of `workdir` for every K in `eval.num_sources`; returns metrics.json's dict."""
-  config_utils.validate_config(config, num_devices=jax.device_count())
-  mesh = sharding.make_mesh(config.train.mesh_shape)
+def evaluate(config, workdir: str, mesh: jax.sharding.Mesh | None = None) -> dict:
+  """Evaluates the checkpoint of `workdir` for every K in `eval.num_sources`; returns metrics.json's dict.
+
+  `mesh`: the run's mesh from `config_utils.setup_run` (which also checked the config); without it,
+  `setup_run` is called here."""
+  mesh = mesh if mesh is not None else config_utils.setup_run(config)
   rep, batch_sharding = sharding.replicated(mesh), sharding.data_sharded(mesh)
   _, gen_params, step = inference.restore_generator(config, workdir, config.eval.step, sharding=rep)
-  from rfgen_jax import data  # pylint: disable=g-import-not-at-top
   data.ensure_dataset(config)
   generator = models.build_generator(config)
   generate = jax.jit(
@@ -106,7 +72,7 @@ def evaluate(config, workdir: str) -> dict:
   report = loop.evaluate_generator(config, generate, gen_params, step, out_dir, config.eval.evaluators, mesh)
   if config.eval.source_use:
     report.update(measure_source_use(config, generator, gen_params))
-  write_report(out_dir, report)
+  tables.write_report(out_dir, report)
   if config.eval.inner_maps:
     write_inner_map_grids(config, generator, gen_params, out_dir)
   if jax.process_index() == 0:

@@ -38,7 +38,7 @@ from jax.sharding import Mesh
 
 from rfgen_jax import errors, multihost, visualize
 from rfgen_jax.evaluation import image_files, metrics
-from rfgen_jax.train import sharding
+from rfgen_jax.runtime import sharding
 
 REGISTRY: Dict[str, type] = {}
 

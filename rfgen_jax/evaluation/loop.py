@@ -19,9 +19,11 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
+from rfgen_jax import data
+from rfgen_jax.data import pipeline, tuples as tuples_lib
 from rfgen_jax.evaluation import evaluators as ev
-from rfgen_jax.evaluation import masks, real_images, test_pairs
-from rfgen_jax.train import sharding
+from rfgen_jax.evaluation import masks, real_images, tables, test_pairs
+from rfgen_jax.runtime import sharding
 
 
 class NonFiniteImageError(RuntimeError):
@@ -88,13 +90,11 @@ def score_batches(built: Sequence[ev.Evaluator], batches: Iterable[ev.Batch], k:
 
 def _test_tuples(config, k: int, index_cache: dict):
   """EvalBatches for K, with the tuples of the GFLA pairs file when there is one (`test_pairs`)."""
-  from rfgen_jax import data  # pylint: disable=g-import-not-at-top
   batches = data.create_eval_batches(config, k)
   path = test_pairs.pairs_file(config)
   if path is not None:
     # Data hook: EvalBatches builds the seeded tuples itself; the pairs' tuples replace them here.
     if "index" not in index_cache:
-      from rfgen_jax.data import pipeline  # pylint: disable=g-import-not-at-top
       index_cache["index"] = pipeline.open_split(config, "test")
     index = index_cache["index"]
     rows = test_pairs.pair_tuples(test_pairs.read_pairs(path), index.names, index.identities, k,
@@ -135,7 +135,6 @@ def generator_batches(config, generate_fn: Callable, params, tuples, mesh, step:
 
 def make_env(config, mesh, out_dir: Optional[str], step: int) -> ev.Env:
   """The evaluators' environment for the test split of `config` (FID reals per `eval.fid_real`)."""
-  from rfgen_jax import data  # pylint: disable=g-import-not-at-top
   keypoint_data = data.pose_kind(config) == "keypoints"
   if config.eval.fid_real not in ("train", "test"):
     raise ValueError(f"--config.eval.fid_real must be 'train' or 'test', got {config.eval.fid_real!r}.")
@@ -173,7 +172,6 @@ def evaluate_generator(config, generate_fn: Callable, params, step: int, out_dir
     `{"step", "data", "results": {K: {metric: value}}, "num_tuples": {K: T}, "counts": {K: {...}},
     "skipped": [...], "evaluators": [...], "fid_real": ...}`.
   """
-  from rfgen_jax.data import tuples as tuples_lib  # pylint: disable=g-import-not-at-top
   mesh = mesh if mesh is not None else sharding.make_mesh(config.train.mesh_shape)
   if out_dir and jax.process_index() == 0:
     os.makedirs(out_dir, exist_ok=True)
@@ -203,14 +201,13 @@ def run_evaluators(config, generate_fn: Callable, params, step: int, writer=None
   Writes `eval/K{k}/{metric}` scalars (clu metric writer) and, with `workdir`, the report as
   `<workdir>/eval/step_{step}/metrics.json`. Call it on every process.
   """
-  from rfgen_jax.evaluation import evaluator  # pylint: disable=g-import-not-at-top
   out_dir = os.path.join(workdir, "eval", f"step_{step:07d}") if workdir else None
   report = evaluate_generator(config, generate_fn, params, step, out_dir, config.eval.train_evaluators, mesh)
   if writer is not None:
     writer.write_scalars(step, {f"eval/K{k}/{m}": v for k, row in report["results"].items()
                                 for m, v in row.items()})
   if out_dir:
-    evaluator.write_report(out_dir, report)
+    tables.write_report(out_dir, report)
   return report
 
 

@@ -14,6 +14,7 @@ from typing import Callable, Iterator, List, Sequence, Tuple
 
 import numpy as np
 
+from rfgen_jax.data import pipeline
 from rfgen_jax.evaluation import image_files
 
 _THREADS = 8
@@ -65,7 +66,6 @@ def split_images(config, split: str = "train") -> ImageList:
 
   Data hook: reads through `data.pipeline.open_split` and its example loader (no augmentation).
   """
-  from rfgen_jax.data import pipeline  # pylint: disable=g-import-not-at-top
   index = pipeline.open_split(config, split)
   loader = pipeline._TupleLoader(config, index, train=False)  # pylint: disable=protected-access
 

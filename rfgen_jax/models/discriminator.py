@@ -19,7 +19,6 @@ from rfgen_jax.models.layers import leaky_relu, scale_channels
 
 Dtype = Any
 
-_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 def _sn_conv(x, features, kernel, kind, dtype, options, update_stats, name):
@@ -95,5 +94,5 @@ def build_discriminator(config: ml_collections.ConfigDict) -> ResDiscriminator:
       channels=scale_channels(m.disc_channels, m.width),
       num_down=int(m.disc_downsampling),
       max_channels=scale_channels(m.disc_max_channels, m.width),
-      dtype=_DTYPES[m.dtype],
+      dtype=layers.DTYPES[m.dtype],
       options=layers.Options(init=str(m.init), conv_impl=str(m.conv_impl)))

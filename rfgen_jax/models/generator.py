@@ -18,15 +18,16 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from rfgen_jax.errors import BadInputError
 from rfgen_jax.models.encoders import Decoder, SourceEncoder, TargetPoseEncoder
 from rfgen_jax.models.flow_estimator import FlowEstimator
+from rfgen_jax.models import layers
 from rfgen_jax.models.layers import INITS, Options, scale_channels
 from rfgen_jax.models.conv_forms import CONV_IMPLS
-from rfgen_jax.models.rf_block import RFBlock
+from rfgen_jax.models.rf_block import ATTENTION_ACTIVATIONS, RFBlock
 
 Dtype = Any
 
-_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 def _log2(n: int) -> int:
@@ -70,56 +71,57 @@ def model_channels(config: ml_collections.ConfigDict) -> dict[str, tuple[int, ..
 def validate_model_config(config: ml_collections.ConfigDict) -> None:
   """Checks the model and size keys before anything is compiled.
 
+  The one check of these keys: `config_utils.validate_config` calls it for a run, `build_generator`
+  for the config it is given.
+
   Raises:
-    ValueError: listing every problem found (levels not strictly decreasing powers of two within
-      the estimator's range, image size not divisible by every level or the discriminator's
-      downsampling, K < 1, bad dtype/padding, mismatched source/target channels, ...).
+    errors.BadInputError (a ValueError): listing every problem found (levels not strictly decreasing
+      powers of two within the estimator's range, image size not divisible by every level or the
+      discriminator's downsampling, K < 1, bad dtype/padding, mismatched source/target channels, ...).
   """
   m, d = config.model, config.data
   errors = []
   levels = tuple(m.levels)
   n_flow = len(tuple(m.flow_encoder_channels))
   if n_flow < 2:
-    errors.append(f"model.flow_encoder_channels needs at least 2 entries, got {n_flow}.")
+    errors.append(f"--config.model.flow_encoder_channels needs at least 2 entries, got {n_flow}.")
   max_head = 2 ** (n_flow - 1)
   if not levels:
-    errors.append("model.levels is empty; give at least one fusion level, e.g. (8, 4, 2).")
+    errors.append("--config.model.levels is empty; give at least one fusion level, e.g. (8, 4, 2).")
   elif not all(_is_pow2(l) and 2 <= l <= max_head for l in levels):
-    errors.append(f"model.levels must be powers of two in [2, {max_head}] (the flow estimator's "
+    errors.append(f"--config.model.levels must be powers of two in [2, {max_head}] (the flow estimator's "
                   f"decoder range for {n_flow} encoder blocks), got {levels}.")
   elif any(a <= b for a, b in zip(levels, levels[1:])):
-    errors.append(f"model.levels must be strictly decreasing (coarse to fine), got {levels}.")
+    errors.append(f"--config.model.levels must be strictly decreasing (coarse to fine), got {levels}.")
   h, w = tuple(d.image_size)
   if levels and all(_is_pow2(l) for l in levels):
     for level in levels:
       if h % level or w % level:
-        errors.append(f"data.image_size {(h, w)} is not divisible by level {level}.")
+        errors.append(f"--config.data.image_size {(h, w)} is not divisible by level {level}.")
   nd = int(m.disc_downsampling)
   if nd < 1:
-    errors.append(f"model.disc_downsampling must be >= 1, got {nd}.")
+    errors.append(f"--config.model.disc_downsampling must be >= 1, got {nd}.")
   elif h % 2 ** nd or w % 2 ** nd:
-    errors.append(f"data.image_size {(h, w)} is not divisible by 2^model.disc_downsampling = {2 ** nd}.")
-  if int(d.num_sources) < 1:
-    errors.append(f"data.num_sources (training K) must be >= 1, got {d.num_sources}.")
-  if "eval" in config and any(int(k) < 1 for k in tuple(config.eval.num_sources)):
-    errors.append(f"eval.num_sources must all be >= 1, got {tuple(config.eval.num_sources)}.")
+    errors.append(f"--config.data.image_size {(h, w)} is not divisible by 2^model.disc_downsampling = {2 ** nd}.")
+  if not isinstance(d.num_sources, int) or d.num_sources < 1:
+    errors.append(f"--config.data.num_sources must be an integer >= 1 (K sources), got {d.num_sources!r}.")
   if int(d.pose_channels) < 1:
-    errors.append(f"data.pose_channels must be >= 1, got {d.pose_channels}.")
+    errors.append(f"--config.data.pose_channels must be >= 1, got {d.pose_channels}.")
   if not m.width > 0:
-    errors.append(f"model.width must be > 0, got {m.width}.")
-  if m.dtype not in _DTYPES:
-    errors.append(f"model.dtype must be one of {sorted(_DTYPES)}, got {m.dtype!r}.")
+    errors.append(f"--config.model.width must be > 0, got {m.width}.")
+  if m.dtype not in layers.DTYPES:
+    errors.append(f"--config.model.dtype must be one of {sorted(layers.DTYPES)}, got {m.dtype!r}.")
   if m.warp_padding not in ("zeros", "border"):
-    errors.append(f"model.warp_padding must be 'zeros' or 'border', got {m.warp_padding!r}.")
+    errors.append(f"--config.model.warp_padding must be 'zeros' or 'border', got {m.warp_padding!r}.")
   if m.init not in INITS:
-    errors.append(f"model.init must be one of {INITS}, got {m.init!r}.")
+    errors.append(f"--config.model.init must be one of {INITS}, got {m.init!r}.")
   if m.conv_impl not in CONV_IMPLS:
-    errors.append(f"model.conv_impl must be one of {CONV_IMPLS}, got {m.conv_impl!r}.")
-  if m.attention_activation not in ("sigmoid", "none"):
-    errors.append(f"model.attention_activation must be 'sigmoid' or 'none', got "
+    errors.append(f"--config.model.conv_impl must be one of {CONV_IMPLS}, got {m.conv_impl!r}.")
+  if m.attention_activation not in ATTENTION_ACTIVATIONS:
+    errors.append(f"--config.model.attention_activation must be one of {ATTENTION_ACTIVATIONS}, got "
                   f"{m.attention_activation!r}.")
   if m.warp_impl not in ("gather", "onehot", "reference"):
-    errors.append(f"model.warp_impl must be 'gather', 'onehot' or 'reference', got {m.warp_impl!r}.")
+    errors.append(f"--config.model.warp_impl must be 'gather', 'onehot' or 'reference', got {m.warp_impl!r}.")
   if not errors:
     ch = model_channels(config)
     for level in levels:
@@ -128,7 +130,7 @@ def validate_model_config(config: ml_collections.ConfigDict) -> None:
         errors.append(f"at level {level} the source encoder has {s} channels but the target path "
                       f"{t}; model.source_encoder_channels and model.target_channels must agree.")
   if errors:
-    raise ValueError("Invalid model config:\n  " + "\n  ".join(errors))
+    raise BadInputError("Invalid model config: " + " ".join(errors))
 
 
 class Generator(nn.Module):
@@ -264,11 +266,19 @@ class Generator(nn.Module):
     return out
 
 
+# The model.* keys the Generator takes under their own name, unchanged (switches and implementation choices):
+# a new switch is a key in configs/common.py, an attribute of `Generator` (and of the block that reads it)
+# and its name here.
+SWITCHES = ("residual_flow", "occlusion", "attention", "attention_activation", "jump_norm", "output_norm",
+            "warp_padding", "warp_impl", "conv_impl")
+
+
 def build_generator(config: ml_collections.ConfigDict) -> Generator:
   """The generator for a whole config (reads `data.pose_channels`, `data.image_size`, `model.*`)."""
   validate_model_config(config)
   m = config.model
   ch = model_channels(config)
+  as_is = {key: type(getattr(Generator, key))(m[key]) for key in SWITCHES}   # bool or str, as declared
   return Generator(
       pose_channels=int(config.data.pose_channels),
       image_size=tuple(int(s) for s in config.data.image_size),
@@ -278,17 +288,9 @@ def build_generator(config: ml_collections.ConfigDict) -> Generator:
       target_channels=ch["target"],
       decoder_channels=ch["decoder"],
       residual_hidden=ch["residual_hidden"],
-      residual_flow=bool(m.residual_flow),
-      occlusion=bool(m.occlusion),
-      attention=bool(m.attention),
-      attention_activation=str(m.attention_activation),
-      jump_norm=bool(m.jump_norm),
-      output_norm=bool(m.output_norm),
-      warp_padding=str(m.warp_padding),
-      warp_impl=str(m.warp_impl),
       weight_init=str(m.init),
-      conv_impl=str(m.conv_impl),
-      dtype=_DTYPES[m.dtype])
+      dtype=layers.DTYPES[m.dtype],
+      **as_is)
 
 
 def example_inputs(config: ml_collections.ConfigDict, batch_size: int = 1,

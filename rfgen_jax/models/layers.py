@@ -31,6 +31,8 @@ FLOW_HEAD_INIT = nn.initializers.normal(stddev=1e-3)
 # and transposed conv weight orthogonal with gain 0.02, biases zero.
 ORTHOGONAL_GAIN = 0.02
 INITS = ("orthogonal", "lecun")
+# config model.dtype -> the computation dtype of the generator and the discriminator (parameters float32).
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 @dataclasses.dataclass(frozen=True)

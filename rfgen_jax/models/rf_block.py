@@ -10,6 +10,10 @@ import jax.numpy as jnp
 from rfgen_jax.models import layers
 from rfgen_jax.ops import bilinear_warp
 
+# model.attention_activation: what turns the estimator's attention logits into weights before the softmax
+# over the K sources ("sigmoid": the paper; "none": the logits themselves).
+ATTENTION_ACTIVATIONS = ("sigmoid", "none")
+
 Dtype = Any
 
 
@@ -137,8 +141,8 @@ class RFBlock(nn.Module):
       a = attention_logits.astype(jnp.float32)
       if self.attention_activation == "sigmoid":
         a = jax.nn.sigmoid(a)
-      elif self.attention_activation != "none":
-        raise ValueError("model.attention_activation must be 'sigmoid' or 'none', got "
+      elif self.attention_activation not in ATTENTION_ACTIVATIONS:
+        raise ValueError(f"model.attention_activation must be one of {ATTENTION_ACTIVATIONS}, got "
                          f"{self.attention_activation!r}.")
       weights = jax.nn.softmax(a, axis=1)
     else:

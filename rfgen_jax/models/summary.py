@@ -9,6 +9,7 @@ multiply-add as 2 flops.
 """
 from __future__ import annotations
 
+from absl import flags
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -89,7 +90,6 @@ def model_summary(config: ml_collections.ConfigDict, with_flops: bool = True) ->
 
 def main(argv):
   del argv
-  from absl import flags   # pylint: disable=g-import-not-at-top
   print(model_summary(flags.FLAGS.config))
 
 

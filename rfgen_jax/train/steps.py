@@ -7,11 +7,12 @@
 
 L_flow is always taken on the estimator's flows (`initial_flows`): the residual flow is trained by the
 image losses through the refined warp, as the paper's F is the module the flow losses constrain.
-The trainer runs both through `stage_step` (jitted with a hashable `StepSpec` static, so a process traces
-each stage once per config) and `compile_step` (shardings, a donated state, the finiteness record). With
-`axis_name` (set by `for_mesh` when `train.grad_reduction = "fixed_order"`, the default) a step runs per
-device inside `jax.shard_map` and averages its gradients and metrics over the devices in a fixed order
-(`rfgen_jax/train/reduction.py`); without it, on global arrays, XLA's all-reduce does.
+The trainer runs both through `make_train_step` (the end of this file): `stage_step` (jitted with a
+hashable `StepSpec` static, so a process traces each stage once per config) plus the finiteness record,
+with shardings and a donated state. With `axis_name` (set by `per_device_with_fixed_order_mean` when
+`train.grad_reduction = "fixed_order"`, the default) a step runs per device inside `jax.shard_map` and
+averages its gradients and metrics over the devices in a fixed order (`rfgen_jax/runtime/reduction.py`);
+without it, on global arrays, XLA's all-reduce does.
 """
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ import optax
 
 from rfgen_jax import losses as losses_lib
 from rfgen_jax.ops import resize_flow
-from rfgen_jax.train import reduction, sharding
-from rfgen_jax.train.state import TrainState, make_optimizers, program_config, update_ema
+from rfgen_jax.runtime import reduction, sharding
+from rfgen_jax.runtime.state import TrainState, make_optimizers, program_config, update_ema
 
 
 # What the steps read of a batch (NHWC float32 in [-1, 1] images, pose maps): the trainer puts only these
@@ -144,8 +145,9 @@ def _device_mean(tree, axis_name):
 def flow_step(state: TrainState, batch: dict, vgg_params, *, config, generator, vgg, axis_name=None):
   """Stage 1: one Adam step on the flow estimator with L_flow. Returns (new_state, metrics).
 
-  `axis_name`: the mapped mesh axis the batch is split over when called per device (`for_mesh`); the
-  gradients and metrics are then averaged over it before the update.
+  `axis_name`: the mapped mesh axis the batch is split over when called per device
+  (`per_device_with_fixed_order_mean`); the gradients and metrics are then averaged over it before the
+  update.
   """
   flow_tx, _, _ = make_optimizers(config)
   c = config.losses
@@ -237,48 +239,17 @@ def full_step(state: TrainState, batch: dict, vgg_params, *, config, generator, 
   return new_state, metrics
 
 
-def for_mesh(step_fn, config, mesh):
-  """`step_fn(state, batch, vgg_params)` as configured by `train.grad_reduction` for `mesh`.
-
-  "fixed_order": `jax.shard_map` over the mesh of `step_fn(..., axis_name="data")`, state and VGG
-  parameters replicated, the batch split on `data`: the same bits on any process layout.
-  "all_reduce": `step_fn` itself, for `jax.jit` on global arrays (XLA places the all-reduce).
-
-  Args:
-    step_fn: `flow_step` or `full_step` with its keyword arguments bound, except `axis_name`.
-    config: reads train.grad_reduction.
-    mesh: the (data, model) mesh of the run (`rfgen_jax/train/sharding.py`).
-  """
-  if reduction.check_grad_reduction(config.train.grad_reduction) == "all_reduce":
-    return step_fn
-  spec = jax.sharding.PartitionSpec
-  # check_vma=False: the all-gather's result is the same on every device, which the varying-axis check
-  # cannot infer; the spectral-norm vectors are the same because the weights are.
-  return jax.shard_map(functools.partial(step_fn, axis_name=sharding.DATA_AXIS), mesh=mesh,
-                       in_specs=(spec(), spec(sharding.DATA_AXIS), spec()), out_specs=(spec(), spec()),
-                       check_vma=False)
-
-
-def with_health(step_fn):
-  """`step_fn(state, batch, vgg_params)` -> `fn(state, batch, vgg_params, health)` that also returns the
-  updated finiteness record: the first step (1-based, = state.step after it) whose metrics held a NaN or
-  infinity, and those metrics. Computed on the device, so the loop reads it only when it logs or saves.
-  """
-  def fn(state, batch, vgg_params, health):
-    new_state, metrics = step_fn(state, batch, vgg_params)
-    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(m)) for m in jax.tree.leaves(metrics)]))
-    first = jnp.logical_and(health["step"] < 0, jnp.logical_not(finite))
-    health = {"step": jnp.where(first, state.step + 1, health["step"]),
-              "metrics": jax.tree.map(lambda old, new: jnp.where(first, new, old), health["metrics"],
-                                      metrics)}
-    return new_state, metrics, health
-  return fn
+# ----------------------------------------------------------------------------------------- the train step
+# make_train_step(stage, spec, ...) is the whole step as the trainer runs it:
+#   stage_step (flow_step or full_step, per device with the fixed-order mean)  -> (state, metrics)
+#   + record_finiteness                                                         -> (state, metrics, health)
+#   jitted with explicit shardings, the state and the record donated, compiled ahead of time.
 
 
 @dataclasses.dataclass(frozen=True)
 class StepSpec:
   """What a run's train steps are built from besides their array arguments: the part of the config they
-  read (`rfgen_jax.train.state.program_config`), the three networks and the mesh.
+  read (`rfgen_jax.runtime.state.program_config`), the three networks and the mesh.
 
   Hashable, so it is a static argument of `stage_step`: JAX traces a stage once per distinct spec in a
   process, and every trainer whose config differs only in what the steps do not read (total steps, data
@@ -296,32 +267,48 @@ class StepSpec:
   def create(cls, config, generator, discriminator, vgg, mesh) -> "StepSpec":
     return cls(program_config(config), generator, discriminator, vgg, mesh)
 
-  def stage_fn(self, stage: int):
-    """`fn(state, batch, vgg_params) -> (state, metrics)` of `stage` (1: `flow_step`, 2: `full_step`) as
-    the trainer runs it on the mesh (`for_mesh`)."""
-    if stage == 1:
-      fn = functools.partial(flow_step, config=self.config, generator=self.generator, vgg=self.vgg)
-    elif stage == 2:
-      fn = functools.partial(full_step, config=self.config, generator=self.generator,
-                             discriminator=self.discriminator, vgg=self.vgg)
-    else:
-      raise ValueError(f"stage must be 1 (flow warm-up) or 2 (end to end), got {stage!r}")
-    return for_mesh(fn, self.config, self.mesh)
+
+def per_device_with_fixed_order_mean(step_fn, config, mesh):
+  """`step_fn(state, batch, vgg_params)` as configured by `train.grad_reduction` for `mesh`.
+
+  "fixed_order": `jax.shard_map` over the mesh of `step_fn(..., axis_name="data")`, state and VGG
+  parameters replicated, the batch split on `data`; the step averages its gradients and metrics over the
+  devices in a fixed order (`rfgen_jax/runtime/reduction.py`): the same bits on any process layout.
+  "all_reduce": `step_fn` itself, for `jax.jit` on global arrays (XLA places the all-reduce).
+
+  Args:
+    step_fn: `flow_step` or `full_step` with its keyword arguments bound, except `axis_name`.
+    config: reads train.grad_reduction.
+    mesh: the (data, model) mesh of the run (`rfgen_jax/runtime/sharding.py`).
+  """
+  if reduction.check_grad_reduction(config.train.grad_reduction) == "all_reduce":
+    return step_fn
+  spec = jax.sharding.PartitionSpec
+  # check_vma=False: the all-gather's result is the same on every device, which the varying-axis check
+  # cannot infer; the spectral-norm vectors are the same because the weights are.
+  return jax.shard_map(functools.partial(step_fn, axis_name=sharding.DATA_AXIS), mesh=mesh,
+                       in_specs=(spec(), spec(sharding.DATA_AXIS), spec()), out_specs=(spec(), spec()),
+                       check_vma=False)
 
 
 @functools.partial(jax.jit, static_argnames=("stage", "spec"))
 def stage_step(state: TrainState, batch: dict, vgg_params, *, stage: int, spec: StepSpec):
-  """One train step of `stage` (`StepSpec.stage_fn`): `(state, batch, vgg_params) -> (state, metrics)`.
+  """One train step of `stage` (1: `flow_step`, 2: `full_step`) on `spec.mesh`:
+  `(state, batch, vgg_params) -> (state, metrics)`, per device with the fixed-order mean
+  (`per_device_with_fixed_order_mean`).
 
-  Jitted with `stage` and `spec` static: traced once per (stage, spec, input shapes) in a process.
-  `initial_health` traces it for its metric shapes and `compile_step` nests it (a call XLA inlines), so
-  the model is traced once for both.
+  Jitted with `stage` and `spec` static at module level, so its trace is kept across trainers: traced once
+  per (stage, spec, input shapes) in a process. `initial_health` traces it for its metric shapes and
+  `make_train_step` nests it (a call XLA inlines), so the model is traced once for both.
   """
-  return spec.stage_fn(stage)(state, batch, vgg_params)
-
-
-def _step_with_health(state, batch, vgg_params, health, stage, spec):
-  return with_health(functools.partial(stage_step, stage=stage, spec=spec))(state, batch, vgg_params, health)
+  if stage == 1:
+    fn = functools.partial(flow_step, config=spec.config, generator=spec.generator, vgg=spec.vgg)
+  elif stage == 2:
+    fn = functools.partial(full_step, config=spec.config, generator=spec.generator,
+                           discriminator=spec.discriminator, vgg=spec.vgg)
+  else:
+    raise ValueError(f"stage must be 1 (flow warm-up) or 2 (end to end), got {stage!r}")
+  return per_device_with_fixed_order_mean(fn, spec.config, spec.mesh)(state, batch, vgg_params)
 
 
 def init_health(metrics_shape) -> dict:
@@ -334,6 +321,25 @@ def init_health(metrics_shape) -> dict:
           "metrics": jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), metrics_shape)}
 
 
+def record_finiteness(health: dict, metrics: dict, step) -> dict:
+  """The finiteness record after a step: the first step (1-based, = `step + 1`, the state's step after it)
+  whose metrics held a NaN or infinity, and those metrics; unchanged once a bad step is recorded.
+  Computed on the device, so the loop reads it only when it logs or saves."""
+  finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(m)) for m in jax.tree.leaves(metrics)]))
+  first = jnp.logical_and(health["step"] < 0, jnp.logical_not(finite))
+  return {"step": jnp.where(first, step + 1, health["step"]),
+          "metrics": jax.tree.map(lambda old, new: jnp.where(first, new, old), health["metrics"], metrics)}
+
+
+def with_health(step_fn):
+  """`step_fn(state, batch, vgg_params)` -> `fn(state, batch, vgg_params, health)` that also returns the
+  updated finiteness record (`record_finiteness`)."""
+  def fn(state, batch, vgg_params, health):
+    new_state, metrics = step_fn(state, batch, vgg_params)
+    return new_state, metrics, record_finiteness(health, metrics, state.step)
+  return fn
+
+
 def initial_health(stage: int, spec: StepSpec, state, batch, vgg_params, replicated_sharding) -> dict:
   """`init_health` for the metrics of `stage_step` (shapes from `jax.eval_shape`, nothing computed),
   placed with `replicated_sharding` (the replicated one of `spec.mesh`)."""
@@ -341,18 +347,19 @@ def initial_health(stage: int, spec: StepSpec, state, batch, vgg_params, replica
   return jax.jit(lambda: init_health(shapes), out_shardings=replicated_sharding)()
 
 
-def compile_step(stage: int, spec: StepSpec, state, batch, vgg_params, health, *, state_sharding,
-                 batch_sharding, replicated_sharding) -> jax.stages.Compiled:
-  """The train step of `stage` with its finiteness record (`with_health`), compiled for these inputs:
-  `(state, batch, vgg_params, health) -> (state, metrics, health)` with explicit shardings; the state and
-  the health record are donated.
+def make_train_step(stage: int, spec: StepSpec, state, batch, vgg_params, health, *, state_sharding,
+                    batch_sharding, replicated_sharding) -> jax.stages.Compiled:
+  """The train step of `stage` as the trainer runs it, compiled for these inputs:
+  `(state, batch, vgg_params, health) -> (state, metrics, health)`: `stage_step` then
+  `record_finiteness`, with explicit shardings; the state and the health record are donated.
 
   The VGG19 parameters are an argument (replicated), not a closure, so they are not baked into the
   compiled program as constants. `state`, `batch`, `vgg_params` and `health` may be arrays or
   `jax.ShapeDtypeStruct`s; only their shapes and dtypes are used.
   """
-  jitted = jax.jit(_step_with_health, static_argnums=(4, 5),
+  step = with_health(functools.partial(stage_step, stage=stage, spec=spec))
+  jitted = jax.jit(step,
                    in_shardings=(state_sharding, batch_sharding, replicated_sharding, replicated_sharding),
                    out_shardings=(state_sharding, replicated_sharding, replicated_sharding),
                    donate_argnums=(0, 3))
-  return jitted.lower(state, batch, vgg_params, health, stage, spec).compile()
+  return jitted.lower(state, batch, vgg_params, health).compile()

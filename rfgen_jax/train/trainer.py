@@ -1,10 +1,12 @@
-"""The training job, top to bottom: setup, mesh, input, model, sharded state, steps, checkpoints, loop.
+"""The training loop, top to bottom: setup, mesh, input, model, sharded state, steps, checkpoints, loop.
 
-`train_and_evaluate(config, workdir)` runs both stages (flow warm-up, then end to end), resumes from the
-latest checkpoint of `workdir`, and evaluates at the end when `train.eval_at_end` is set.
+`Trainer(config, workdir, mesh).run()` trains both stages (flow warm-up, then end to end), resuming
+from the latest checkpoint of `workdir`. The job around it (evaluation during and after training, the
+closing summary) is `rfgen_jax/job.py`: this layer does not import `rfgen_jax/evaluation/`
+(docs/design.md, "Layers").
 
 Keeping the device busy: the host never waits for a step except when it logs, samples or saves. Whether
-a step's losses are finite is recorded on the device (`steps.with_health`) and read only at log and
+a step's losses are finite is recorded on the device (`steps.record_finiteness`) and read only at log and
 checkpoint steps (before saving, so a checkpoint never holds a non-finite update); the next global batch
 is read and put on the devices while the current step runs; at most `_MAX_IN_FLIGHT` steps are queued.
 Preemption (SIGTERM): `preemption.py`. Several processes: every process reads its own rows of each
@@ -14,10 +16,10 @@ process 0.
 from __future__ import annotations
 
 import collections
-import glob
 import itertools
 import os
 import time
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -26,12 +28,16 @@ from absl import logging
 from clu import metric_writers, periodic_actions
 from jax.experimental import multihost_utils
 
-from rfgen_jax import config_utils, data, inference, models, multihost, visualize
+from rfgen_jax import data, inference, models, multihost, visualize
 from rfgen_jax.nets import vgg19
-from rfgen_jax.train import checkpointing, preemption, progress as progress_lib, sharding, state as state_lib
+from rfgen_jax.train import preemption, progress as progress_lib
+from rfgen_jax.runtime import checkpointing, sharding, state as state_lib
 from rfgen_jax.train import steps
 
 _MAX_IN_FLIGHT = 2   # steps dispatched but not finished: enough to hide the host's per-step work
+
+# evaluate_during_training(step, generate, params, writer, mesh): the periodic evaluation (eval.every_steps).
+EvaluateFn = Callable[[int, Callable, Any, Any, jax.sharding.Mesh], None]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -59,7 +65,7 @@ def check_health(health: dict, checkpoint_dir: str, last_saved: int | None) -> N
   """Raises NonFiniteLossError naming the first bad step and its non-finite terms.
 
   Args:
-    health: a host copy of a `steps.with_health` record: {"step": first bad step or -1, "metrics"}.
+    health: a host copy of a `steps.record_finiteness` record: {"step": first bad step or -1, "metrics"}.
   """
   step = int(health["step"])
   if step < 0:
@@ -76,15 +82,23 @@ def check_health(health: dict, checkpoint_dir: str, last_saved: int | None) -> N
 class Trainer:
   """Holds what the loop needs; `run()` trains to `train.total_steps`."""
 
-  def __init__(self, config, workdir: str):
-    config_utils.validate_config(config, num_devices=jax.device_count())
+  def __init__(self, config, workdir: str, mesh: jax.sharding.Mesh,
+               evaluate_during_training: EvaluateFn | None = None):
+    """`config` checked and `mesh` made by `config_utils.setup_run` (once per run, by the caller).
+    `evaluate_during_training(step, generate, params, writer, mesh)` runs every `eval.every_steps` steps
+    (on every process); `rfgen_jax/job.py` passes the evaluators of `rfgen_jax/evaluation/`, which this
+    layer does not import."""
+    if config.eval.every_steps > 0 and evaluate_during_training is None:
+      raise ValueError(f"eval.every_steps={config.eval.every_steps} needs an evaluate_during_training "
+                       "callback (rfgen_jax/job.py passes one); or set --config.eval.every_steps=0.")
     self.config = config
     self.workdir = workdir
+    self.evaluate_during_training = evaluate_during_training
     # Data, weights and the checkpoint are opened before anything is written: a run that cannot start
     # (a user error, `rfgen_jax/errors.py`) leaves no file in the workdir.
 
     # ------------------------------------------------------------ mesh
-    self.mesh = sharding.make_mesh(config.train.mesh_shape)
+    self.mesh = mesh
     self.replicated = sharding.replicated(self.mesh)
     self.batch_sharding = sharding.data_sharded(self.mesh)
     logging.info("Mesh %s over %d devices (%d processes).", dict(self.mesh.shape), jax.device_count(),
@@ -126,12 +140,13 @@ class Trainer:
     # ------------------------------------------------------------ steps
     # Traced (for their metric shapes, `_init_health`) and compiled (`compile_steps`) only for the stages a
     # run trains; `steps.StepSpec` makes an equal config reuse the trace of an earlier trainer in this
-    # process. Per device under `jax.shard_map` when train.grad_reduction = "fixed_order" (steps.for_mesh).
+    # process. Per device under `jax.shard_map` when train.grad_reduction = "fixed_order"
+    # (steps.per_device_with_fixed_order_mean).
     self.step_spec = steps.StepSpec.create(config, self.generator, self.discriminator, self.vgg, self.mesh)
-    self.train_steps = {}   # {stage: its compiled step (steps.compile_step)}
+    self.train_steps = {}   # {stage: its compiled step (steps.make_train_step)}
     self.generate = inference.make_generate(self.generator, self.replicated, self.batch_sharding)
     self._sample_batch = None
-    self.health = {}        # {stage: its on-device finiteness record (steps.with_health)}, as trained
+    self.health = {}        # {stage: its on-device finiteness record (steps.record_finiteness)}, as trained
 
   def _init_health(self, batch, stages) -> None:
     """Adds to `self.health` the on-device finiteness record of each of `stages` that has none yet,
@@ -167,7 +182,7 @@ class Trainer:
     generated = np.asarray(multihost_utils.process_allgather(generated, tiled=True))
     if jax.process_index() == 0:
       if self.config.eval.inner_maps:   # + each source's flow, occlusion, attention per level
-        grid = visualize.inner_maps_sample_grid(self.generator, params, host)
+        grid = inference.inner_maps_sample_grid(self.generator, params, host)
       else:
         grid = visualize.sample_grid(host, generated[:host["target_image"].shape[0]])
       visualize.write_png(os.path.join(self.workdir, "samples", f"step_{step:07d}.png"), grid)
@@ -198,7 +213,7 @@ class Trainer:
     """
     for stage in stages:
       if stage not in self.train_steps:
-        self.train_steps[stage] = steps.compile_step(
+        self.train_steps[stage] = steps.make_train_step(
             stage, self.step_spec, self.state, batch, self.vgg_params, self.health[stage],
             state_sharding=self.state_sharding, batch_sharding=self.batch_sharding,
             replicated_sharding=self.replicated)
@@ -286,9 +301,7 @@ class Trainer:
         if done % config.train.sample_every_steps == 0 or done == total:
           self.write_samples(done)
         if config.eval.every_steps > 0 and done % config.eval.every_steps == 0:
-          from rfgen_jax import evaluation  # pylint: disable=g-import-not-at-top
-          evaluation.run_evaluators(config, self.generate, self.state.gen_params, done, self.writer,
-                                    self.workdir, self.mesh)
+          self.evaluate_during_training(done, self.generate, self.state.gen_params, self.writer, self.mesh)
           multihost.barrier("evaluated during training")
         if save_now:
           self.checkpointer.save(done, self.state, self.train_iter, config)
@@ -314,49 +327,3 @@ class Trainer:
     close_iterator = getattr(self.train_iter, "close", None)
     if close_iterator is not None:
       close_iterator()
-
-
-def train_and_evaluate(config, workdir: str) -> None:
-  """Trains (resuming if `workdir` holds a checkpoint) and, if `train.eval_at_end`, evaluates."""
-  trainer = Trainer(config, workdir)
-  try:
-    trainer.run()
-  finally:
-    trainer.close()
-  if config.train.eval_at_end:
-    from rfgen_jax.evaluation import evaluator  # pylint: disable=g-import-not-at-top
-    evaluator.evaluate(config, workdir)
-  if jax.process_index() == 0:
-    for line in output_summary(config, workdir):
-      logging.info("%s", line)
-
-
-def output_summary(config, workdir: str) -> list[str]:
-  """The run's last log lines: where its outputs are (and the data it read, which live outside it)."""
-  workdir = os.path.abspath(workdir)
-  # The step folders on disk, not an Orbax manager: opening one is a collective (it syncs the processes),
-  # and only process 0 writes this summary.
-  folder = os.path.join(workdir, "checkpoints")
-  saved = sorted(int(d) for d in (os.listdir(folder) if os.path.isdir(folder) else []) if d.isdigit())
-  samples = sorted(glob.glob(os.path.join(workdir, "samples", "*.png")))
-  lines = [f"Outputs in {workdir}:",
-           f"  samples      samples/ ({len(samples)} grids" +
-           (f", the last {os.path.basename(samples[-1])})" if samples else ")"),
-           f"  checkpoints  checkpoints/ (steps {', '.join(map(str, saved)) or 'none'})",
-           "  TensorBoard  tensorboard --logdir " + workdir]
-  table = os.path.join(workdir, "eval", "table.md")
-  if os.path.exists(table):
-    lines.insert(1, "  eval table   eval/table.md (all metrics: eval/metrics.json; sample grids: "
-                    "eval/samples_K*.png)")
-  lines.append("Data (outside the workdir): " + data_locations(config))
-  return lines
-
-
-def data_locations(config) -> str:
-  """Where the run's data are: `data.root` and, for the data sets stored through TFDS, the prepared copy."""
-  from rfgen_jax.data.datasets import people_tfds  # pylint: disable=g-import-not-at-top
-  where = f"data.root={os.path.abspath(config.data.root)}"
-  spec = people_tfds._SPECS.get(config.data.name)  # pylint: disable=protected-access
-  if spec is not None:
-    where += f", its TFDS copy in {os.path.join(people_tfds.tfds_data_dir(config), spec[0])}"
-  return where

@@ -6,7 +6,7 @@
 | `market` | `market.py` | keypoints | PATN/GFLA layout -> TFDS |
 | `deepfashion` | `deepfashion.py` | keypoints | GFLA layout -> TFDS |
 | `folder` | `image_folder.py` | keypoints | your images + keypoint CSVs, read in place |
-| `shapenet_chair`, `shapenet_car`, `kitti`, `turntable` | `m2n.py` (`m2n_format.py`) | camera | M2N HDF5, read in place |
+| `shapenet_chair`, `shapenet_car`, `kitti`, `turntable` | `m2n.py` (`../m2n_format.py`) | camera | M2N HDF5, read in place |
 | `voxceleb2` | `voxceleb.py` | landmarks | frames + landmark CSVs, read in place |
 
 `get(name)` returns the registered `rfgen_jax.data.registry.DataSet`. A new data set is a module that

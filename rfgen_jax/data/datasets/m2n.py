@@ -7,7 +7,7 @@
 | `kitti` | kitti | 6-vector (`vector`) | frames of the drive within +-`data.source_window` |
 | `turntable` | turntable (generated at `data.root`, `rfgen_jax/data/synthetic/turntable.py`) | one-hot view | as chairs |
 
-File layout and reading: `m2n_format.py`. The images stay in the HDF5 file and are read in place (no
+File layout and reading: `rfgen_jax/data/m2n_format.py`. The images stay in the HDF5 file and are read in place (no
 prepared copy); opening a split reads the id lists and each group's `pose` only.
 
 Source selection (as M2N's loaders draw them):
@@ -35,8 +35,9 @@ import numpy as np
 from rfgen_jax import errors
 from rfgen_jax.data import registry
 from rfgen_jax.data import tuples as tuples_lib
-from rfgen_jax.data.datasets import m2n_format
-from rfgen_jax.data.datasets.m2n_format import ViewRecord
+from rfgen_jax.data import m2n_format
+from rfgen_jax.data.m2n_format import ViewRecord
+from rfgen_jax.data.synthetic import turntable
 from rfgen_jax.data.split_index import SplitIndex
 
 _TRY_TURNTABLE = """\
@@ -254,7 +255,6 @@ def _check_files(name: str, kind: str, help_text: str):
 
 def _generate_turntable(config) -> None:
   """Generates the synthetic turntable at `data.root` unless a complete one is there."""
-  from rfgen_jax.data.synthetic import turntable  # pylint: disable=g-import-not-at-top
   d = config.data
   if not turntable.is_complete(d.root):
     h, w = d.image_size

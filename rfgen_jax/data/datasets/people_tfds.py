@@ -26,10 +26,13 @@ import json
 import os
 
 from absl import logging
+from etils import epath
+import numpy as np
 
 from rfgen_jax import errors
 from rfgen_jax.data import annotations
 from rfgen_jax.data import images
+from rfgen_jax.data import prepare
 from rfgen_jax.data import registry
 from rfgen_jax.data.split_index import SplitIndex
 
@@ -40,9 +43,7 @@ SPLITS = ("train", "test")
 @functools.lru_cache(maxsize=None)
 def builder_class(tfds_name: str, layout: annotations.Layout, instructions: str):
   """The TFDS builder class (class name = `tfds_name` in CamelCase) reading `layout`; made on first use."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from etils import epath  # pylint: disable=g-import-not-at-top
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  (loads TensorFlow: only when used)
 
   class _PeopleBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """Reads the layout from the manual dir (= data.root) and writes the usable images."""
@@ -128,7 +129,7 @@ _SPECS: dict[str, tuple[str, annotations.Layout, str]] = {}   # data.name -> (tf
 
 def make_builder(config):
   """The builder of the people data set `config.data.name`, for `config.data.root` (not prepared yet)."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  (loads TensorFlow: only when used)
   tfds_name, layout, instructions = _SPECS[config.data.name]
   root = os.path.abspath(config.data.root)
   fingerprint = source_fingerprint(root, layout, config.data.name)
@@ -140,7 +141,7 @@ def make_builder(config):
 
 def _write_index(builder, split: str) -> None:
   """Reads the prepared split's records once and stores names and identities in record order."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  (loads TensorFlow: only when used)
   path = os.path.join(os.fspath(builder.data_dir), INDEX_FILE.format(split=split))
   if os.path.isfile(path):
     return
@@ -162,7 +163,7 @@ def _text(value) -> str:
 
 def prepare_copy(config):
   """Prepares the TFDS copy and its split index (a no-op when both exist); returns the builder."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  (loads TensorFlow: only when used)
   builder = make_builder(config)
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
       manual_dir=os.path.abspath(config.data.root), try_download_gcs=False,
@@ -174,7 +175,7 @@ def prepare_copy(config):
 
 def open_copy(config, split: str) -> SplitIndex:
   """Opens a prepared split: the array_record source and the stored index (no record is read)."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  (loads TensorFlow: only when used)
   builder = make_builder(config)
   path = os.path.join(os.fspath(builder.data_dir), INDEX_FILE.format(split=split))
   if not os.path.isfile(path):   # prepared by hand with an older version, or never: prepare now
@@ -205,7 +206,7 @@ class _Source:
   @property
   def source(self):
     if self._source is None:
-      import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+      import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  (loads TensorFlow: only when used)
       self._source = tfds.builder_from_directory(self.data_dir).as_data_source(
           self.split, decoders={"image": tfds.decode.SkipDecoding()})
     return self._source
@@ -264,7 +265,6 @@ def people_dataset(name: str, tfds_name: str, layout: annotations.Layout, summar
 
 def _main(argv):
   del argv
-  from rfgen_jax.data import prepare  # pylint: disable=g-import-not-at-top
   config = _CONFIG.value
   dataset = registry.lookup(config.data.name)   # the data set modules are imported with rfgen_jax.data
   prepare.run_once(lambda: dataset.prepare(config), f"prepare {dataset.name}")

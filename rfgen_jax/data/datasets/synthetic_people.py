@@ -11,6 +11,7 @@ from absl import logging
 from rfgen_jax.data import annotations
 from rfgen_jax.data.datasets import market
 from rfgen_jax.data.datasets import people_tfds
+from rfgen_jax.data.synthetic import people
 
 LAYOUT = annotations.Layout("synthetic", "market-annotation-{split}.csv", market.identity,
                             distractors=("-1", "0000"), pairs="market-pairs-{split}.csv")
@@ -21,7 +22,6 @@ _INSTRUCTIONS = ("Nothing to download: `python -m rfgen_jax.data.synthetic --out
 
 def generate(config) -> None:
   """Writes the synthetic people at `data.root` unless a complete set is there."""
-  from rfgen_jax.data.synthetic import people  # pylint: disable=g-import-not-at-top
   d = config.data
   misalign = d.get("synthetic_misalign")   # per-camera offsets (rfgen_jax/data/synthetic/misalign.py)
   misalign = dict(misalign) if misalign is not None else None

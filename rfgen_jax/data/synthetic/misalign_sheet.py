@@ -4,14 +4,20 @@
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import sys
 
 import numpy as np
+from PIL import Image
 
+from rfgen_jax.data import keypoints as kp_lib
+from rfgen_jax.data.synthetic import people
 from rfgen_jax.data.synthetic.misalign import MODERATE, Misalign, apply, camera_offsets, parse
 from rfgen_jax.data.synthetic.people_body import NUM_CAMERAS
+from rfgen_jax.data.synthetic.people_render import make_backgrounds, render
+from rfgen_jax.visualize import hstack_with_separator
 
 
 # -------------------------------------------------------------------------------------------- contact sheet
@@ -21,10 +27,6 @@ def contact_sheet(settings: Misalign = MODERATE, height: int = 128, width: int =
 
   Returns (rows * height + gaps, NUM_CAMERAS * width + gaps, 3) uint8; keypoints drawn when `skeleton`.
   """
-  from rfgen_jax.data import keypoints as kp_lib  # pylint: disable=g-import-not-at-top
-  from rfgen_jax.data.synthetic import people  # pylint: disable=g-import-not-at-top
-  from rfgen_jax.data.synthetic.people_render import make_backgrounds, render  # pylint: disable=g-import-not-at-top
-  from rfgen_jax.visualize import hstack_with_separator  # pylint: disable=g-import-not-at-top
   backgrounds = make_backgrounds(height, width, seed)
   offsets = camera_offsets(seed, settings)
   rows = []
@@ -45,8 +47,6 @@ def contact_sheet(settings: Misalign = MODERATE, height: int = 128, width: int =
 
 
 def main(argv=None) -> int:
-  import argparse  # pylint: disable=g-import-not-at-top
-  from PIL import Image  # pylint: disable=g-import-not-at-top
   parser = argparse.ArgumentParser(
       prog="python -m rfgen_jax.data.synthetic.misalign_sheet",
       description="Contact sheet of the per-camera misalignment: one pose per identity through cameras "

@@ -12,7 +12,7 @@ test for boxes, quadratic + caps for cylinders), the nearest hit is flat-shaded 
 from a light fixed to the camera (above, left, behind the viewer), on a white background, with 2 x 2
 supersampling. Camera direction towards the viewer: (cos e sin phi, sin e, cos e cos phi), y up.
 
-Output (the M2N object layout of `rfgen_jax/data/datasets/m2n_format.py`, kind "turntable"):
+Output (the M2N object layout of `rfgen_jax/data/m2n_format.py`, kind "turntable"):
     OUT/data_turntable.hdf5                 groups obj0000_{azimuth index}_{elevation}: image, pose
     OUT/id_turntable_train.txt, OUT/id_turntable_test.txt
 `pose` = [azimuth index, elevation in degrees] (int32), as M2N's chairs. Train and test objects are
@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from rfgen_jax.data.datasets import m2n_format as m2n
+from rfgen_jax.data import m2n_format as m2n
 
 KIND = "turntable"
 DEFAULT_ELEVATIONS = (0, 10, 20)

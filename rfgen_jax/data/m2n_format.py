@@ -102,7 +102,7 @@ def read_id_list(path: str) -> list[tuple[str, int]]:
 
 
 def _h5py():
-  import h5py  # pylint: disable=g-import-not-at-top
+  import h5py  # pylint: disable=g-import-not-at-top  (only the camera-pose data sets need h5py)
   return h5py
 
 
@@ -143,7 +143,7 @@ def load_m2n(root: str, kind: str, split: str, pose_dim: int | None = None) -> l
     pose_dim = KITTI_POSE_DIM if is_kitti(kind) else OBJECT_POSE_DIM
   if not os.path.isfile(h5_path):
     raise errors.MissingFileError(
-        f"M2N data file not found: {h5_path} (expected layout: see rfgen_jax/data/datasets/m2n_format.py).")
+        f"M2N data file not found: {h5_path} (expected layout: see rfgen_jax/data/m2n_format.py).")
   with _h5py().File(h5_path, "r") as f:
     if ids_name is None:
       entries = [(name, None) for name in sorted(f.keys())]
