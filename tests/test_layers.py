@@ -30,7 +30,7 @@ LAYERS = (
     ("losses", ("rfgen_jax.losses",)),
     ("base: config schema, mesh, state, checkpoints", ("rfgen_jax.config_utils", "rfgen_jax.runtime")),
     ("inference", ("rfgen_jax.inference",)),
-    ("train | evaluation (siblings)", ("rfgen_jax.train", "rfgen_jax.evaluation")),
+    ("train and evaluation (siblings)", ("rfgen_jax.train", "rfgen_jax.evaluation")),
     ("job", ("rfgen_jax.job",)),
     ("tools, experiments", ("rfgen_jax.tools", "rfgen_jax.experiments")),
     ("entry point", ("rfgen_jax.main",)),
