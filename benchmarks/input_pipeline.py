@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from configs import market
+from rfgen_jax import cli, config_utils, data
 
 _WORKERS = flags.DEFINE_list("num_workers", ["0", "2"], "grain worker counts to time.")
 _BATCHES = flags.DEFINE_integer("batches", 150, "batches timed per setting (after 10 warm-up batches).")
@@ -54,7 +55,6 @@ def write_random_market(root: str, ids: int, views: int, seed: int = 0) -> None:
 
 
 def time_iterator(config, batches: int) -> float:
-  from rfgen_jax import data  # pylint: disable=g-import-not-at-top
   it = data.create_train_iterator(config, 0, 1)
   for _ in range(10):   # warm-up, includes starting the worker processes
     next(it)
@@ -101,10 +101,8 @@ def main(argv):
   if _STARTUP.value:
     startup(_CONFIG.value or "configs/synthetic.py", os.path.join(tempfile.gettempdir(), "rfgen_bench_tfds"))
     return
-  from rfgen_jax import data  # pylint: disable=g-import-not-at-top
   tmp = tempfile.mkdtemp(prefix="rfgen_bench_")
   if _CONFIG.value:
-    from rfgen_jax import config_utils  # pylint: disable=g-import-not-at-top
     config = config_utils.load_config(_CONFIG.value)
     if not config.data.tfds_data_dir:
       config.data.tfds_data_dir = os.path.join(tmp, "tfds")
@@ -125,5 +123,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  from rfgen_jax import cli  # pylint: disable=g-import-not-at-top
   cli.run(main)

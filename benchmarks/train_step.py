@@ -6,6 +6,8 @@
 
 For each config, dtype and stage (1: flow warm-up, 2: end to end) it jits the real step function of
 `rfgen_jax.train.steps` on random inputs of the config's shapes, and reports:
+- config: the config's name, the spec as given to `--configs` (file[:arg]); its overrides are the
+  dtype, conv_impl and batch columns (`--batch_size`);
 - compile: seconds to lower and compile the step;
 - step: median seconds per step over `--steps` timed steps (after 2 warm-up steps);
 - img/s: target images per second (batch / step);
@@ -28,9 +30,10 @@ import numpy as np
 from absl import flags, logging
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from rfgen_jax import config_utils, models  # pylint: disable=g-import-not-at-top
+from rfgen_jax import cli, config_utils, models  # pylint: disable=g-import-not-at-top
 from rfgen_jax.nets import vgg19
-from rfgen_jax.train import sharding, state as state_lib, steps
+from rfgen_jax.train import steps
+from rfgen_jax.runtime import sharding, state as state_lib
 
 flags.DEFINE_list("configs", ["configs/market.py", "configs/synthetic.py"], "Config specs.")
 flags.DEFINE_list("dtypes", ["float32"], "Compute dtypes (model.dtype).")
@@ -77,12 +80,13 @@ def bench(spec: str, dtype: str, conv_impl: str = "auto"):
   state_sharding = jax.tree.map(lambda _: rep, state_lib.abstract_state(config, gen, disc))
   state = state_lib.create_state(config, jax.random.PRNGKey(0), gen, disc, state_sharding)
   batch = sharding.to_global_batch(_random_batch(config, config.train.batch_size), mesh)
-  spec = steps.StepSpec.create(config, gen, disc, vgg, mesh)   # as the trainer runs it (train.grad_reduction)
+  step_spec = steps.StepSpec.create(config, gen, disc, vgg, mesh)   # as the trainer runs it (train.grad_reduction)
   rows = []
   for stage in (int(s) for s in FLAGS.stages):
-    health = steps.initial_health(stage, spec, state, batch, vgg_params, rep)
+    health = steps.initial_health(stage, step_spec, state, batch, vgg_params, rep)
     start = time.perf_counter()
-    compiled = steps.compile_step(stage, spec, state, batch, vgg_params, health, state_sharding=state_sharding,
+    compiled = steps.make_train_step(stage, step_spec, state, batch, vgg_params, health,
+                                  state_sharding=state_sharding,
                                   batch_sharding=sharding.data_sharded(mesh), replicated_sharding=rep)
     compile_s = time.perf_counter() - start
     cost = compiled.cost_analysis()
@@ -121,5 +125,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  from rfgen_jax import cli  # pylint: disable=g-import-not-at-top
   cli.run(main)

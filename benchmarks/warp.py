@@ -47,10 +47,10 @@ def main():
   if args.threads == 1:  # must be set before jax is imported
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
                                " intra_op_parallelism_threads=1").strip()
-  import jax
+  import jax  # after XLA_FLAGS above (as every jax import here)
   import jax.numpy as jnp
   import torch
-  from rfgen_jax.ops import bilinear_warp
+  from rfgen_jax.ops import bilinear_warp  # imports jax: after XLA_FLAGS too
 
   torch.set_num_threads(args.threads)
   impls = args.impls.split(",")

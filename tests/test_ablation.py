@@ -1,4 +1,5 @@
-"""The ablation study runner (rfgen_jax/experiments/ablation.py) and its report (report.py)."""
+"""The ablation study runner (rfgen_jax/experiments/ablation.py: study_plan, study_devices, study_progress,
+study_scheduler) and its report (report.py)."""
 import io
 import json
 import os
@@ -10,8 +11,10 @@ from PIL import Image
 import pytest
 
 from rfgen_jax import config_utils
-from rfgen_jax.experiments import ablation
 from rfgen_jax.experiments import report
+from rfgen_jax.experiments import study_devices
+from rfgen_jax.experiments import study_plan
+from rfgen_jax.experiments import study_progress
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -24,13 +27,13 @@ def _metrics(step, values):
 # ------------------------------------------------------------------------------------------- plan
 def test_variants_switch_exactly_the_model_keys():
   config = config_utils.load_config(os.path.join(ROOT, "configs/ablation.py"))
-  for name, (_, overrides) in ablation.VARIANTS.items():
+  for name, (_, overrides) in study_plan.VARIANTS.items():
     for key in overrides:
       assert isinstance(config_utils.lookup(config, key), bool) and config_utils.lookup(config, key)
-  assert ablation.VARIANTS["full"][1] == {}
-  assert ablation.VARIANTS["baseline"][1] == {"model.residual_flow": False, "model.occlusion": False,
+  assert study_plan.VARIANTS["full"][1] == {}
+  assert study_plan.VARIANTS["baseline"][1] == {"model.residual_flow": False, "model.occlusion": False,
                                               "model.attention": False}
-  assert ablation.ORDER[-1] == "full"
+  assert study_plan.ORDER[-1] == "full"
   # The study's data are misaligned; the demo's are not.
   assert dict(config.data.synthetic_misalign)["roll"] > 0
   demo = config_utils.load_config(os.path.join(ROOT, "configs/synthetic.py"))
@@ -38,45 +41,45 @@ def test_variants_switch_exactly_the_model_keys():
 
 
 def test_plan_runs(tmp_path):
-  runs = ablation.plan_runs(str(tmp_path), ["full", "wo_res", "baseline"], [0, 1, 2], ["full", "baseline"])
+  runs = study_plan.plan_runs(str(tmp_path), ["full", "wo_res", "baseline"], [0, 1, 2], ["full", "baseline"])
   assert [r.name for r in runs] == ["baseline_s0", "wo_res_s0", "full_s0", "baseline_s1", "full_s1",
                                     "baseline_s2", "full_s2"]
   assert runs[1].overrides == {"model.residual_flow": False, "train.seed": 0, "data.shuffle_seed": 0}
   assert runs[-1].workdir == os.path.join(str(tmp_path), "runs", "full_s2")
   for bad in (dict(variants=["full", "wo_foo"], seeds=[0]), dict(variants=[], seeds=[0]),
               dict(variants=["full"], seeds=[]), dict(variants=["full"], seeds=[1, 1])):
-    with pytest.raises(ablation.UsageError):
-      ablation.plan_runs(str(tmp_path), seed_variants=[], **bad)
+    with pytest.raises(study_plan.UsageError):
+      study_plan.plan_runs(str(tmp_path), seed_variants=[], **bad)
 
 
 def test_forwarded_config_args_and_command():
   argv = ["--config=configs/ablation.py:tiny", "--workdir=/x", "--config.train.total_steps=3",
           "--config.model.width", "0.5", "--parallel=2"]
-  args = ablation._config_args(argv)
+  args = study_plan.config_flag_args(argv)
   assert args == ["--config=configs/ablation.py:tiny", "--config.train.total_steps=3",
                   "--config.model.width=0.5"]
-  cmd = ablation.run_command(args, {"model.attention": False, "eval.num_sources": (1, 2)}, "/w")
+  cmd = study_plan.run_command(args, {"model.attention": False, "eval.num_sources": (1, 2)}, "/w")
   assert cmd[1:3] == ["-m", "rfgen_jax.main"]
   assert cmd[-3:] == ["--config.model.attention=False", "--config.eval.num_sources=(1,2)", "--workdir=/w"]
 
 
 def test_device_slots():
-  assert ablation.device_slots(1, "gpu", 8) == [{"env": {}, "cpus": None}]
-  gpus = ablation.device_slots(2, "gpu", 4)
+  assert study_devices.device_slots(1, "gpu", 8) == [{"env": {}, "cpus": None}]
+  gpus = study_devices.device_slots(2, "gpu", 4)
   assert [s["env"]["CUDA_VISIBLE_DEVICES"] for s in gpus] == ["0,1", "2,3"]
-  shared = ablation.device_slots(3, "gpu", 1)
+  shared = study_devices.device_slots(3, "gpu", 1)
   assert {s["env"]["CUDA_VISIBLE_DEVICES"] for s in shared} == {"0"}
   assert float(shared[0]["env"]["XLA_PYTHON_CLIENT_MEM_FRACTION"]) * 3 <= 0.9 + 1e-9
-  cpu = ablation.device_slots(2, "cpu", 1)
+  cpu = study_devices.device_slots(2, "cpu", 1)
   assert len(cpu) == 2 and all(s["cpus"] for s in cpu)
-  with pytest.raises(ablation.UsageError, match="TPU"):
-    ablation.device_slots(2, "tpu", 4)
+  with pytest.raises(study_plan.UsageError, match="TPU"):
+    study_devices.device_slots(2, "tpu", 4)
 
 
 def test_progress_line_and_eta(tmp_path):
-  runs = ablation.plan_runs(str(tmp_path), ["full", "baseline"], [0], [])
+  runs = study_plan.plan_runs(str(tmp_path), ["full", "baseline"], [0], [])
   out = io.StringIO()
-  p = ablation.Progress(runs, total=100, parallel=1, stream=out, every=0)
+  p = study_progress.Progress(runs, total=100, parallel=1, stream=out, every=0)
   p.started("baseline_s0")
   assert p.eta() is None   # no rate measured yet
   t = 1000.0
@@ -131,8 +134,8 @@ def test_summary_and_orderings():
 
 def test_report_files(tmp_path):
   runs, ks = _fake_runs()
-  labels = {v: ablation.VARIANTS[v][0] for v in ablation.VARIANTS}
-  out = report.write_report(str(tmp_path), runs, ablation.ORDER, labels, ks, ["fid", "ssim", "l1_person"],
+  labels = {v: study_plan.VARIANTS[v][0] for v in study_plan.VARIANTS}
+  out = report.write_report(str(tmp_path), runs, study_plan.ORDER, labels, ks, ["fid", "ssim", "l1_person"],
                             "full", ["ssim", "l1_person"])
   assert out["metrics"] == ["ssim", "l1_person"]   # FID was not computed: no column
   with open(tmp_path / "table4.md") as f:

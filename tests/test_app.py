@@ -16,6 +16,8 @@ from PIL import Image
 from rfgen_jax import inference
 from rfgen_jax import visualize
 from rfgen_jax.tools import app as app_lib
+from rfgen_jax.tools import app_handlers
+from rfgen_jax.tools import app_html
 from rfgen_jax.tools import session as session_lib
 
 from app_fixtures import make_run
@@ -26,7 +28,7 @@ def people(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("app_run"))
   make_run(workdir, "synthetic")
   session = session_lib.ModelSession(workdir, batch_size=2)
-  return app_lib.App(session)
+  return app_handlers.App(session)
 
 
 def _oracle(app, images_uint8, poses, target):
@@ -56,32 +58,32 @@ def assert_same_image(got: np.ndarray, want: np.ndarray):
 
 def test_pose_text_round_trip_and_errors():
   pose = np.array([[1.0, 2.0], [-1.0, -1.0], [3.25, 4.0]])
-  text = app_lib.pose_to_text(pose)
-  np.testing.assert_allclose(app_lib.text_to_pose(text, "keypoints", 3), [[1, 2], [-1, -1], [3.2, 4]],
+  text = app_handlers.pose_to_text(pose)
+  np.testing.assert_allclose(app_handlers.text_to_pose(text, "keypoints", 3), [[1, 2], [-1, -1], [3.2, 4]],
                              atol=0.06)
   for bad, pattern in [("", "empty"), ("[[1, 2]", "not valid JSON"), ("[[1, 2]]", "3 \\[y, x\\] pairs"),
                        ('[["a", 1]]', "list of numbers"), ("[[NaN, 1], [1, 1], [1, 1]]", "NaN")]:
-    with pytest.raises(app_lib.UserError, match=pattern):
-      app_lib.text_to_pose(bad, "keypoints", 3)
+    with pytest.raises(app_handlers.UserError, match=pattern):
+      app_handlers.text_to_pose(bad, "keypoints", 3)
   # A negative coordinate marks the joint missing.
-  np.testing.assert_array_equal(app_lib.text_to_pose("[[5, -2], [1, 1], [2, 2]]", "keypoints", 3)[0], [-1, -1])
-  np.testing.assert_array_equal(app_lib.text_to_pose("[3, 10]", "camera", 0), [3, 10])
-  with pytest.raises(app_lib.UserError, match="flat list"):
-    app_lib.text_to_pose("[[3, 10]]", "camera", 0)
+  np.testing.assert_array_equal(app_handlers.text_to_pose("[[5, -2], [1, 1], [2, 2]]", "keypoints", 3)[0], [-1, -1])
+  np.testing.assert_array_equal(app_handlers.text_to_pose("[3, 10]", "camera", 0), [3, 10])
+  with pytest.raises(app_handlers.UserError, match="flat list"):
+    app_handlers.text_to_pose("[[3, 10]]", "camera", 0)
 
 
 def test_editor_draws_present_joints_at_pixel_centres():
   pose = np.full((18, 2), -1.0)
   pose[1] = (7, 3)
   pose[2] = (9, 5)
-  html = app_lib.editor_html(np.zeros((32, 16, 3), np.uint8), pose, (32, 16), ((1, 2), (2, 3)))
+  html = app_html.editor_html(np.zeros((32, 16, 3), np.uint8), pose, (32, 16), ((1, 2), (2, 3)))
   circles = re.findall(r"data-joint='(\d+)' cx='([\d.]+)' cy='([\d.]+)'", html)
   assert circles == [("1", "3.5", "7.5"), ("2", "5.5", "9.5")]
   assert "viewBox='0 0 16 32'" in html
   # The limb to the missing joint 3 is hidden; 1-2 is visible.
   assert re.search(r"data-a='1' data-b='2'[^>]*stroke-width='[\d.]+'/>", html)
   assert re.search(r"data-a='2' data-b='3'[^>]*visibility='hidden'", html)
-  assert "data-editable='0'" in app_lib.editor_html(None, np.zeros(2), (32, 16))
+  assert "data-editable='0'" in app_html.editor_html(None, np.zeros(2), (32, 16))
 
 
 def test_generate_matches_the_generator_and_moving_a_joint_changes_it(people):
@@ -93,7 +95,7 @@ def test_generate_matches_the_generator_and_moving_a_joint_changes_it(people):
   image, gallery, status = app.generate(images, poses, text)
   f = app.display_factor()
   assert image.shape == (32 * f, 32 * f, 3) and image.dtype == np.uint8
-  target_pose = app_lib.text_to_pose(text, "keypoints", 18)
+  target_pose = app_handlers.text_to_pose(text, "keypoints", 18)
   assert_same_image(image[::f, ::f], _oracle(app, images, poses, target_pose))
   assert "K = 2" in status
   # Gallery: K sources x 3 levels x (flow, occlusion, attention), captioned.
@@ -119,21 +121,21 @@ def test_any_k(people, k):
   image, gallery, _ = app.generate(images, poses, text)
   assert len(gallery) == k * len(tuple(app.session.config.model.levels)) * 3
   f = app.display_factor()
-  assert_same_image(image[::f, ::f], _oracle(app, images, poses, app_lib.text_to_pose(text, "keypoints", 18)))
+  assert_same_image(image[::f, ::f], _oracle(app, images, poses, app_handlers.text_to_pose(text, "keypoints", 18)))
 
 
 def test_user_errors_are_sentences(people):
   app = people
-  with pytest.raises(app_lib.UserError, match="K = 0"):
+  with pytest.raises(app_handlers.UserError, match="K = 0"):
     app.sources_from_test([])
-  with pytest.raises(app_lib.UserError, match="No test record named 'nope.png'"):
+  with pytest.raises(app_handlers.UserError, match="No test record named 'nope.png'"):
     app.sources_from_test(["nope.png"])
-  with pytest.raises(app_lib.UserError, match="K must be at least 1"):
+  with pytest.raises(app_handlers.UserError, match="K must be at least 1"):
     app.test_tuple(0, 0)
-  with pytest.raises(app_lib.UserError, match="does not exist"):
+  with pytest.raises(app_handlers.UserError, match="does not exist"):
     app.test_tuple(10_000, 2)
-  for exc in (app_lib.UserError("x is wrong."), KeyError("no such entry"), RuntimeError("boom")):
-    text = app_lib.describe(exc)
+  for exc in (app_handlers.UserError("x is wrong."), KeyError("no such entry"), RuntimeError("boom")):
+    text = app_handlers.describe(exc)
     assert "Traceback" not in text and text and "\n" not in text
 
 
@@ -154,7 +156,7 @@ def test_upload_with_annotation_file(people, tmp_path):
   np.testing.assert_array_equal(images[0], np.asarray(Image.open(paths[0])))
   # A photo missing from the keypoint file: one sentence naming it.
   Image.fromarray(images[0]).save(tmp_path / "other.png")
-  with pytest.raises(app_lib.UserError, match="No keypoints for source image 'other.png'"):
+  with pytest.raises(app_handlers.UserError, match="No keypoints for source image 'other.png'"):
     app.sources_from_upload([str(tmp_path / "other.png")], str(csv))
 
 
@@ -169,15 +171,15 @@ def test_upload_that_is_not_an_image_is_named_before_keypoints(people, tmp_path)
   never_run = tmp_path / "never_run_python"
   never_run.write_text("#!/bin/sh\ntouch \"$(dirname \"$0\")/ran\"\nexit 1\n")
   never_run.chmod(0o755)
-  detecting = app_lib.App(app.session, keypoints_python=str(never_run))
+  detecting = app_handlers.App(app.session, keypoints_python=str(never_run))
   for call in (lambda: app.sources_from_upload([str(photo), str(not_image)], None),
                lambda: app.sources_from_upload([str(not_image)], str(tmp_path / "kp.csv")),
                lambda: detecting.sources_from_upload([str(not_image)], None, detect=True)):
-    with pytest.raises(app_lib.UserError, match="'notes.png' is not an image that can be read") as e:
+    with pytest.raises(app_handlers.UserError, match="'notes.png' is not an image that can be read") as e:
       call()
     assert "keypoints" not in str(e.value) and "\n" not in str(e.value)
   assert not (tmp_path / "ran").exists()
-  with pytest.raises(app_lib.UserError, match="Uploaded photos need keypoints"):
+  with pytest.raises(app_handlers.UserError, match="Uploaded photos need keypoints"):
     app.sources_from_upload([str(photo)], None)
 
 
@@ -207,24 +209,24 @@ def test_pictures_are_whole_and_captioned_in_full():
   """The page's pictures (source thumbnails, inner maps): each at an integer scale of its own size
   (never cropped), with its whole caption (never cut)."""
   image = np.zeros((64, 32, 3), np.uint8)
-  page = app_lib.pictures_html([image, image], ["0007_c2s1_000416_00.png", "b&c.png"], "thumbs")
+  page = app_html.pictures_html([image, image], ["0007_c2s1_000416_00.png", "b&c.png"], "thumbs")
   assert page.count("<img ") == 2 and "width='64' height='128'" in page
   assert ">0007_c2s1_000416_00.png</figcaption>" in page and ">b&amp;c.png</figcaption>" in page
   levels = (8, 4, 2)
   items = [(np.zeros((64, 32, 3), np.uint8), f"s{s} 1/{lv} {kind}") for s in (1, 2) for lv in levels
            for kind in visualize.MAP_KINDS]
-  table = app_lib.maps_html(items, 2, levels)
+  table = app_html.maps_html(items, 2, levels)
   assert table.count("<img ") == 18 and table.count("<tr>") == 4     # 2 header rows + a row per source
   assert "level 1/8" in table and ">occlusion</th>" in table and ">source 2</th>" in table
   assert "alt='s2 1/2 attention'" in table and "width='32' height='64'" in table
-  assert "<img " in app_lib.legend_html() and "hue = direction" in app_lib.legend_html()
+  assert "<img " in app_html.legend_html() and "hue = direction" in app_html.legend_html()
 
 
 def test_camera_checkpoint_loads_and_generates_from_test_poses(tmp_path):
   workdir = str(tmp_path / "turntable_run")
   os.makedirs(workdir)
   make_run(workdir, "turntable")
-  app = app_lib.App(session_lib.ModelSession(workdir, batch_size=1))
+  app = app_handlers.App(session_lib.ModelSession(workdir, batch_size=1))
   names, target = app.test_tuple(0, 2)
   html, text = app.target_from_test(target)
   assert "data-editable='0'" in html
@@ -233,7 +235,7 @@ def test_camera_checkpoint_loads_and_generates_from_test_poses(tmp_path):
   images, poses = app.sources_from_test(names)
   image, gallery, _ = app.generate(images, poses, text)
   assert image.shape[2] == 3 and len(gallery) == 2 * 3 * 3
-  with pytest.raises(app_lib.UserError, match="body-keypoint model"):
+  with pytest.raises(app_handlers.UserError, match="body-keypoint model"):
     app.sources_from_upload(["a.png"], "kp.csv")
 
 
@@ -241,7 +243,7 @@ def test_build_ui(people):
   pytest.importorskip("gradio")
   demo = app_lib.build_ui(people)
   ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
-  assert {"generate", app_lib.POSE_BOX_ID, "output-image", "maps-box", "sources-box", "source-names",
+  assert {"generate", app_html.POSE_BOX_ID, "output-image", "maps-box", "sources-box", "source-names",
           "k-number"} <= ids
 
 
@@ -263,7 +265,7 @@ def test_landmark_checkpoint_loads_and_generates_from_test_poses(tmp_path):
   os.makedirs(workdir)
   make_run(workdir, "voxceleb2", arg="runlocal", root=str(root),
            overrides={"data.image_size": (32, 32), "model.width": 0.125})
-  app = app_lib.App(session_lib.ModelSession(workdir, batch_size=1))
+  app = app_handlers.App(session_lib.ModelSession(workdir, batch_size=1))
   names, target = app.test_tuple(0, 2)
   html, text = app.target_from_test(target)
   assert html.count("class='joint'") == 68       # landmarks are drawn (and draggable), without limbs
@@ -271,7 +273,7 @@ def test_landmark_checkpoint_loads_and_generates_from_test_poses(tmp_path):
   images, poses = app.sources_from_test(names)
   image, gallery, _ = app.generate(images, poses, text)
   f = app.display_factor()
-  assert_same_image(image[::f, ::f], _oracle(app, images, poses, app_lib.text_to_pose(text, "landmarks", 68)))
+  assert_same_image(image[::f, ::f], _oracle(app, images, poses, app_handlers.text_to_pose(text, "landmarks", 68)))
 
 
 def test_upload_with_detected_keypoints_runs_the_keypoints_environment(people, tmp_path):
@@ -287,9 +289,9 @@ def test_upload_with_detected_keypoints_runs_the_keypoints_environment(people, t
   fake.write_text("#!/bin/sh\n# args: -m rfgen_jax.tools.pose_keypoints --images DIR --out CSV\n"
                   f"echo \"me.png:{ys}:{xs}\" > \"$6\"\n")
   fake.chmod(0o755)
-  detecting = app_lib.App(app.session, keypoints_python=str(fake))
+  detecting = app_handlers.App(app.session, keypoints_python=str(fake))
   images, poses = detecting.sources_from_upload([str(photo)], None, detect=True)
   np.testing.assert_array_equal(images[0], image)
   np.testing.assert_allclose(poses[0], np.round(kp), atol=1e-4)
-  with pytest.raises(app_lib.UserError, match="keypoints environment"):
+  with pytest.raises(app_handlers.UserError, match="keypoints environment"):
     app.sources_from_upload([str(photo)], None, detect=True)

@@ -38,6 +38,7 @@ from PIL import Image
 from rfgen_jax import inference
 from rfgen_jax import visualize
 from rfgen_jax.tools import app as app_lib
+from rfgen_jax.tools import app_html
 from rfgen_jax.tools import session as session_lib
 
 from app_fixtures import ROOT, make_run
@@ -248,7 +249,7 @@ def test_console_prints_the_address(served):
 def test_drag_a_joint_and_generate(served):
   app, driver, url, _ = served
   circles = _open(driver, url)
-  box = driver.find_element(By.CSS_SELECTOR, f"#{app_lib.POSE_BOX_ID} textarea")
+  box = driver.find_element(By.CSS_SELECTOR, f"#{app_html.POSE_BOX_ID} textarea")
   names, _ = app.test_tuple(0, int(app.session.config.data.num_sources))
   chips = driver.find_element(By.CSS_SELECTOR, "#source-names").text
   assert all(n in chips for n in names)
@@ -270,7 +271,7 @@ def test_drag_a_joint_and_generate(served):
   moved = np.flatnonzero((pose_after != pose_before).any(axis=-1))
   assert moved.tolist() == [j]
   # 40 x 25 screen pixels at DISPLAY_HEIGHT / H screen pixels per model pixel.
-  scale = app_lib.DISPLAY_HEIGHT / app.session.image_size[0]
+  scale = app_html.DISPLAY_HEIGHT / app.session.image_size[0]
   np.testing.assert_allclose(pose_after[j] - pose_before[j], [25 / scale, 40 / scale], atol=0.6)
   # The editor drew the circle where the pose box says.
   cx, cy = float(joint.get_attribute("cx")), float(joint.get_attribute("cy"))
@@ -323,7 +324,7 @@ def test_k0_is_one_sentence_without_error_badges(served):
 def test_bad_pose_text_is_a_sentence_in_the_page(served):
   _, driver, url, _ = served
   _open(driver, url)
-  box = _wait(lambda: driver.find_elements(By.CSS_SELECTOR, f"#{app_lib.POSE_BOX_ID} textarea"),
+  box = _wait(lambda: driver.find_elements(By.CSS_SELECTOR, f"#{app_html.POSE_BOX_ID} textarea"),
               what="the pose box")[0]
   _wait(lambda: box.get_attribute("value"), what="the initial pose")
   box.clear()

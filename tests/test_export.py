@@ -62,15 +62,15 @@ def test_export_round_trip_matches_generator(exported_run):
 
 
 def test_loader_imports_only_jax_and_numpy():
-  """Static check of export.py: module-level imports and `load_exported`'s code need no flax/rfgen_jax."""
-  tree = ast.parse(open(os.path.join(ROOT, "rfgen_jax", "tools", "export.py")).read())
+  """Static check of export_loader.py: module-level imports and `load_exported`'s code need no flax/rfgen_jax."""
+  tree = ast.parse(open(os.path.join(ROOT, "rfgen_jax", "tools", "export_loader.py")).read())
   top = set()
   for node in tree.body:
     if isinstance(node, ast.Import):
       top.update(a.name.split(".")[0] for a in node.names)
     elif isinstance(node, ast.ImportFrom):
       top.add((node.module or "").split(".")[0])
-  assert top <= {"__future__", "argparse", "io", "json", "sys", "typing", "jax", "numpy"}, top
+  assert top <= {"__future__", "json", "typing", "jax", "numpy"}, top
   loader = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))
             and n.name in ("load_exported", "ExportedGenerator", "_unflatten")]
   assert len(loader) == 3
@@ -92,9 +92,9 @@ class Block:
       raise ImportError('blocked ' + name)
 sys.meta_path.insert(0, Block())
 import numpy as np
-source = open({os.path.join(ROOT, 'rfgen_jax', 'tools', 'export.py')!r}).read()
+source = open({os.path.join(ROOT, 'rfgen_jax', 'tools', 'export_loader.py')!r}).read()
 module = types.ModuleType('standalone_export')
-exec(compile(source, 'export.py', 'exec'), module.__dict__)
+exec(compile(source, 'export_loader.py', 'exec'), module.__dict__)
 f = module.load_exported({path!r})
 a = np.load({os.path.join(os.path.dirname(path), 'args.npz')!r})
 print('SHAPE', tuple(f(a['arr_0'], a['arr_1'], a['arr_2']).shape))

@@ -167,3 +167,11 @@ def test_a_tiny_runs_log_fits_a_screen(tmp_path):
                 f"tensorboard --logdir {workdir}", f"data.root={tmp_path / 'data'}",
                 f"TFDS copy in {tmp_path / 'tfds' / 'synthetic_people'}"):
     assert where in tail, (where, tail)
+  # --mode=eval on the same run ends with the same lines: where the outputs and the data are.
+  run = subprocess.run(cmd + ["--mode=eval"], cwd=ROOT, capture_output=True, text=True, timeout=900)
+  log = run.stdout + run.stderr
+  assert run.returncode == 0, log[-3000:]
+  assert "Eval table:" in log and "Traceback" not in log
+  tail = "\n".join(log.splitlines()[-7:])
+  for where in (f"Outputs in {workdir}", "eval/table.md", "checkpoints/ (steps 2, 4)", f"data.root={tmp_path / 'data'}"):
+    assert where in tail, (where, tail)

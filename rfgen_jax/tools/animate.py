@@ -38,9 +38,16 @@ from typing import Sequence
 
 import numpy as np
 from PIL import Image
+from PIL import ImageDraw
 
 from rfgen_jax import cli
 from rfgen_jax import errors
+from rfgen_jax import inference
+from rfgen_jax import visualize
+from rfgen_jax.data import keypoints as keypoints_lib
+from rfgen_jax.tools import generate as generate_tool
+from rfgen_jax.tools import pose_sequences
+from rfgen_jax.tools import session as session_lib
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".gif")
 
@@ -52,8 +59,6 @@ class UsageError(errors.BadInputError):
 # ------------------------------------------------------------------------------------------ inputs
 def load_sources(session, args) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray | None, list[str]]:
   """(K images uint8 at the model's size, K raw poses or pose maps, the default base pose or None, names)."""
-  from rfgen_jax import inference  # pylint: disable=import-outside-toplevel
-  from rfgen_jax.tools import generate as generate_tool  # pylint: disable=import-outside-toplevel
   chosen = [bool(args.test_tuple is not None), bool(args.test_sources), bool(args.sources)]
   if sum(chosen) != 1:
     raise UsageError("Choose the sources with exactly one of --test_tuple I, --test_sources NAME,... or "
@@ -88,9 +93,7 @@ def load_sources(session, args) -> tuple[list[np.ndarray], list[np.ndarray], np.
 
 def detect_video_keypoints(path: str, keypoints_python: str | None, fit: str, session) -> np.ndarray:
   """(T, 18, 2) keypoints of a video's frames at the model's size, via the keypoints environment."""
-  import imageio.v2 as imageio  # pylint: disable=import-outside-toplevel
-  from rfgen_jax import inference  # pylint: disable=import-outside-toplevel
-  from rfgen_jax.tools import session as session_lib  # pylint: disable=import-outside-toplevel
+  import imageio.v2 as imageio  # pylint: disable=import-outside-toplevel  (optional: requirements-app.txt)
   python = keypoints_python or session_lib.default_keypoints_python()
   if not python:
     raise UsageError(f"{path}: detecting keypoints in a video needs the keypoints environment "
@@ -113,7 +116,6 @@ def detect_video_keypoints(path: str, keypoints_python: str | None, fit: str, se
                             cwd=root, capture_output=True, text=True, check=False)
     if result.returncode != 0:
       raise UsageError(f"Keypoint detection on {path} failed: {result.stderr.strip().splitlines()[-1:]}")
-    from rfgen_jax.tools import pose_sequences  # pylint: disable=import-outside-toplevel
     names, kps = pose_sequences.read_pose_csv(csv)
     frame_size = np.asarray(frames[0]).shape[:2]
   order = np.argsort(names)
@@ -122,9 +124,6 @@ def detect_video_keypoints(path: str, keypoints_python: str | None, fit: str, se
 
 def pose_sequence(session, args, base: np.ndarray | None) -> np.ndarray:
   """The target poses: (T, J, 2) keypoints or (T, D) camera poses."""
-  from rfgen_jax import inference  # pylint: disable=import-outside-toplevel
-  from rfgen_jax.tools import generate as generate_tool  # pylint: disable=import-outside-toplevel
-  from rfgen_jax.tools import pose_sequences  # pylint: disable=import-outside-toplevel
   sequence = args.sequence or ("orbit" if session.pose_kind == "camera" else "walk")
   if args.base:
     base = session.test_example(args.base)[1]
@@ -159,8 +158,6 @@ def pose_sequence(session, args, base: np.ndarray | None) -> np.ndarray:
 # ------------------------------------------------------------------------------------------ frames
 def render_frames(session, images, target_poses, generated: np.ndarray, layout: str, scale: int) -> np.ndarray:
   """(T, H', W', 3) uint8 video frames: per frame [target skeleton |] generated, scaled up `scale` times."""
-  from rfgen_jax import visualize  # pylint: disable=import-outside-toplevel
-  from rfgen_jax.data import keypoints as keypoints_lib  # pylint: disable=import-outside-toplevel
   frames = []
   h, w = session.image_size
   for pose, image in zip(target_poses, visualize.to_uint8(generated)):
@@ -181,7 +178,6 @@ def render_frames(session, images, target_poses, generated: np.ndarray, layout: 
 
 
 def _camera_label(pose, shape) -> np.ndarray:
-  from PIL import ImageDraw  # pylint: disable=import-outside-toplevel
   canvas = Image.new("RGB", (shape[1], shape[0]), (0, 0, 0))
   text = "\n".join(f"{v:g}" for v in np.asarray(pose).reshape(-1)[:6])
   ImageDraw.Draw(canvas).multiline_text((4, 4), "view\n" + text, fill=(255, 255, 255))
@@ -195,8 +191,8 @@ def write_outputs(frames: np.ndarray, out: str, fps: float) -> list[str]:
   written = []
   if ext.lower() != ".gif":
     try:
-      import imageio.v2 as imageio  # pylint: disable=import-outside-toplevel
-      import imageio_ffmpeg  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+      import imageio.v2 as imageio  # pylint: disable=import-outside-toplevel  (optional: requirements-app.txt)
+      import imageio_ffmpeg  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import  (optional: checked)
     except ImportError:
       raise UsageError("Writing an MP4 needs imageio and imageio-ffmpeg (pip install -r "
                        "requirements-app.txt); or pass --out NAME.gif.") from None
@@ -271,7 +267,6 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--scale", type=int, default=None, help="integer upscaling of each frame")
   parser.add_argument("--overwrite", action="store_true", help="replace an existing --out (and its .gif)")
   args = parser.parse_args(argv)
-  from rfgen_jax.tools import session as session_lib  # pylint: disable=import-outside-toplevel
   if args.num_sources < 1:
     raise UsageError(f"--num_sources must be >= 1 (K sources of --test_tuple), got {args.num_sources}.")
   if args.batch_size < 1 or args.fps <= 0 or (args.num_frames is not None and args.num_frames < 1):
@@ -281,7 +276,6 @@ def main(argv: Sequence[str] | None = None) -> int:
   if not args.overwrite:
     for path in {args.out, os.path.splitext(args.out)[0] + ".gif"}:
       errors.check_output_free(path)
-  from rfgen_jax.tools import generate as generate_tool  # pylint: disable=import-outside-toplevel
   config = generate_tool.load_config(args.config, args.workdir)
   session = session_lib.ModelSession(args.workdir, config, args.step, batch_size=args.batch_size)
   images, source_poses, base, names = load_sources(session, args)

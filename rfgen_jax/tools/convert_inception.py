@@ -29,6 +29,7 @@ import sys
 from typing import Optional, Sequence
 
 from rfgen_jax import cli
+from rfgen_jax.nets import inception
 from rfgen_jax.tools.state_dicts import read_state_dict
 
 CONFIG_KEYS = {"gfla": "eval.gfla_inception_weights", "pytorch_fid": "eval.inception_weights"}
@@ -44,7 +45,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   parser.add_argument("--input", required=True, help="the .pth (or .npz) state dict")
   parser.add_argument("--output", required=True, help="output .npz")
   args = parser.parse_args(argv)
-  from rfgen_jax.nets import inception  # pylint: disable=g-import-not-at-top
   state_dict = read_state_dict(args.input)
   params = inception.params_from_state_dict(state_dict, variant=args.variant)
   inception.save_params(args.output, params, variant=args.variant)

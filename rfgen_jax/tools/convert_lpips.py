@@ -22,6 +22,7 @@ import sys
 from typing import Optional, Sequence
 
 from rfgen_jax import cli
+from rfgen_jax.nets import alexnet
 from rfgen_jax.tools.state_dicts import read_state_dict
 
 
@@ -35,7 +36,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   args = parser.parse_args(argv)
   if not args.alexnet and not args.heads:
     parser.error("give --alexnet and/or --heads")
-  from rfgen_jax.nets import alexnet  # pylint: disable=g-import-not-at-top
   backbone = alexnet.alexnet_params_from_state_dict(read_state_dict(args.alexnet, "--alexnet")) if args.alexnet else None
   heads = alexnet.heads_from_state_dict(read_state_dict(args.heads, "--heads")) if args.heads else None
   alexnet.save_npz(args.output, backbone, heads)

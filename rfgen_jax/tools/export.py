@@ -23,9 +23,10 @@ it likes. The file stores both: it is a NumPy `.npz` archive (written without th
   run's config,
 - `params/<module>/<...>/<leaf>`: one float32 array per parameter (flax's nesting joined with `/`).
 
-`load_exported(path)` reads it back with numpy and jax only (no flax, no rfgen_jax model code) and returns
-a callable `(source_images, source_poses, target_pose) -> image`; copy that function (and
-`_unflatten`) into any project that has jax to run the model.
+`load_exported(path)` (`rfgen_jax/tools/export_loader.py`, also importable from this module) reads it
+back with numpy and jax only (no flax, no rfgen_jax model code) and returns a callable
+`(source_images, source_poses, target_pose) -> image`; copy that file into any project that has jax to
+run the model. This module is the exporting side.
 """
 from __future__ import annotations
 
@@ -33,79 +34,27 @@ import argparse
 import io
 import json
 import sys
-from typing import Any, Callable, Sequence
+from typing import Sequence
 
 import jax
 import numpy as np
 
-# No rfgen_jax import at module level: `load_exported` and its helpers must run from a copy of this file
-# with only jax and numpy installed (tests/test_export.py); the export side imports the package inside.
-
-FORMAT_VERSION = 1
-_SEP = "/"
-
-
-# -------------------------------------------------------------------------- loading (jax + numpy only)
-def _unflatten(flat: dict[str, np.ndarray]) -> dict[str, Any]:
-  """{'a/b/c': x} -> {'a': {'b': {'c': x}}}."""
-  tree: dict[str, Any] = {}
-  for key, value in flat.items():
-    node = tree
-    parts = key.split(_SEP)
-    for part in parts[:-1]:
-      node = node.setdefault(part, {})
-    node[parts[-1]] = value
-  return tree
-
-
-class ExportedGenerator:
-  """The deserialised generator: call it with (source_images, source_poses, target_pose).
-
-  Attributes:
-    exported: the `jax.export.Exported` (in_avals, platforms, `.call`).
-    params: the parameters (nested dicts of jax arrays).
-    metadata: the file's metadata dict.
-  """
-
-  def __init__(self, exported, params, metadata: dict):
-    self.exported = exported
-    self.params = params
-    self.metadata = metadata
-    self._call = jax.jit(exported.call)
-
-  def __call__(self, source_images, source_poses, target_pose) -> jax.Array:
-    """(B, K, H, W, 3), (B, K, H, W, P), (B, H, W, P) float32 -> (B, H, W, 3) float32 in [-1, 1]."""
-    return self._call(self.params, source_images, source_poses, target_pose)
-
-
-def load_exported(path: str) -> Callable[..., jax.Array]:
-  """Loads a file written by this tool; needs only numpy and jax.
-
-  Args:
-    path: the exported file.
-
-  Returns:
-    An `ExportedGenerator`: `f(source_images, source_poses, target_pose) -> image`, with the input
-    shapes of `f.metadata["inputs"]` (`b`, `k`: any size >= 1 where symbolic).
-  """
-  with np.load(path, allow_pickle=False) as archive:
-    metadata = json.loads(bytes(archive["metadata"]).decode("utf-8"))
-    if metadata.get("format_version") != FORMAT_VERSION:
-      raise ValueError(f"{path}: format version {metadata.get('format_version')!r}, this loader reads "
-                       f"{FORMAT_VERSION}.")
-    exported = jax.export.deserialize(bytearray(archive["exported"].tobytes()))
-    flat = {k[len("params/"):]: jax.numpy.asarray(archive[k]) for k in archive.files
-            if k.startswith("params/")}
-  return ExportedGenerator(exported, _unflatten(flat), metadata)
+from rfgen_jax import cli
+from rfgen_jax import errors
+from rfgen_jax import inference
+from rfgen_jax.tools import generate
+from rfgen_jax.tools.export_loader import FORMAT_VERSION
+from rfgen_jax.tools.export_loader import SEP
+from rfgen_jax.tools.export_loader import load_exported  # noqa: F401  (also `rfgen_jax.tools.export.load_exported`)
 
 
 # -------------------------------------------------------------------------- exporting
 def _flatten(tree, prefix: str = "") -> dict[str, np.ndarray]:
   flat = {}
   for key, value in tree.items():
-    name = f"{prefix}{_SEP}{key}" if prefix else str(key)
-    if _SEP in str(key):
-      raise ValueError(f"Parameter name {key!r} contains {_SEP!r}.")
+    name = f"{prefix}{SEP}{key}" if prefix else str(key)
+    if SEP in str(key):
+      raise ValueError(f"Parameter name {key!r} contains {SEP!r}.")
     if isinstance(value, dict) or hasattr(value, "items"):
       flat.update(_flatten(value, name))
     else:
@@ -168,7 +117,6 @@ def export_run(config, workdir: str, out: str, step: int | None = None, batch: i
                raw_params: bool = False) -> dict:
   """Restores the run's generator (its EMA parameters unless `raw_params`) and writes `out`; returns
   the metadata written."""
-  from rfgen_jax import errors, inference  # pylint: disable=import-outside-toplevel  (module comment)
   for name, value in (("--batch", batch), ("--num_sources", num_sources)):
     if value is not None and value < 1:
       raise errors.BadInputError(f"{name} must be >= 1 (or omitted for a symbolic size), got {value}.")
@@ -195,7 +143,6 @@ def export_run(config, workdir: str, out: str, step: int | None = None, batch: i
 
 def _main(argv: Sequence[str] | None = None) -> int:
   """The command line (`main` adds the user-error handling)."""
-  from rfgen_jax import errors  # pylint: disable=import-outside-toplevel  (module comment)
   parser = argparse.ArgumentParser(prog="python -m rfgen_jax.tools.export",
                                    description="Export a trained generator with jax.export.")
   parser.add_argument("--workdir", required=True, help="the training run's folder (with checkpoints/)")
@@ -212,7 +159,6 @@ def _main(argv: Sequence[str] | None = None) -> int:
                       help="export the raw generator parameters, not their EMA (the default)")
   parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
   args = parser.parse_args(argv)
-  from rfgen_jax.tools import generate  # pylint: disable=import-outside-toplevel
   if not args.overwrite:
     errors.check_output_free(args.out)
   config = generate.load_config(args.config, args.workdir)
@@ -226,7 +172,6 @@ def _main(argv: Sequence[str] | None = None) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
   """The command line; a user error ends in one line on stderr and exit status 2
   (`rfgen_jax.cli.exit_2_on_user_error`)."""
-  from rfgen_jax import cli  # pylint: disable=import-outside-toplevel  (module comment)
   return cli.exit_2_on_user_error(_main)(argv)
 
 

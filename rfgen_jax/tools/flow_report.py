@@ -16,8 +16,12 @@ import argparse
 import json
 import sys
 
+import jax
+
 from rfgen_jax import cli
-from rfgen_jax import errors
+from rfgen_jax import data, errors, inference, models
+from rfgen_jax.evaluation import source_use
+from rfgen_jax.tools import generate as generate_tool
 
 
 def table(values: dict, num_levels: int, factors) -> str:
@@ -42,11 +46,6 @@ def main(argv=None) -> int:
   parser.add_argument("--max_tuples", type=int, default=64, help="test tuples measured (0 = all)")
   parser.add_argument("--json", default=None, help="also write the values to this JSON file")
   args = parser.parse_args(argv)
-  # Heavy imports after parsing, so that --help is quick.
-  import jax  # pylint: disable=g-import-not-at-top
-  from rfgen_jax import data, inference, models  # pylint: disable=g-import-not-at-top
-  from rfgen_jax.evaluation import source_use  # pylint: disable=g-import-not-at-top
-  from rfgen_jax.tools import generate as generate_tool  # pylint: disable=g-import-not-at-top
   config = generate_tool.load_config(args.config, args.workdir)
   k = int(args.num_sources or config.data.num_sources)
   if k < 1:

@@ -45,6 +45,7 @@ from rfgen_jax import errors
 from rfgen_jax import inference
 from rfgen_jax import visualize
 from rfgen_jax.data import annotations
+from rfgen_jax.data import keypoints as keypoints_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,27 +197,6 @@ def _scale_keypoints(kp: np.ndarray, factor: int) -> np.ndarray:
   return out
 
 
-def _draw_joints(image: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
-  """Fallback drawing: a dot per present joint (used only if `rfgen_jax.data.keypoints` is absent)."""
-  from PIL import ImageDraw  # pylint: disable=import-outside-toplevel
-  canvas = Image.fromarray(np.asarray(image, np.uint8))
-  draw = ImageDraw.Draw(canvas)
-  radius = max(1, image.shape[0] // 64)
-  for y, x in np.asarray(keypoints, np.float32):
-    if y >= 0 and x >= 0:
-      draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=(255, 0, 0))
-  return np.asarray(canvas)
-
-
-def _skeleton_drawer():
-  """`rfgen_jax.data.keypoints.draw_skeleton(image uint8, (J, 2) keypoints) -> image` (limbs + joints)."""
-  try:
-    from rfgen_jax.data import keypoints as keypoints_lib  # pylint: disable=import-outside-toplevel
-  except ImportError:
-    return _draw_joints
-  return keypoints_lib.draw_skeleton
-
-
 def make_grid(inputs: dict, generated: np.ndarray, min_height: int = 256) -> np.ndarray:
   """(rows, cols, 3) uint8: sources with skeletons | target skeleton on black | generated.
 
@@ -225,7 +205,7 @@ def make_grid(inputs: dict, generated: np.ndarray, min_height: int = 256) -> np.
     generated: (1, H, W, 3) or (H, W, 3) in [-1, 1].
     min_height: cells are scaled up by an integer factor (nearest) to at least this height.
   """
-  draw_skeleton = _skeleton_drawer()
+  draw_skeleton = keypoints_lib.draw_skeleton   # limbs + joints
   generated = np.asarray(generated).reshape(inputs["source_images"].shape[2:])
   h = generated.shape[0]
   factor = max(1, -(-min_height // h))

@@ -40,6 +40,7 @@ import sys
 from typing import Iterable, Sequence
 
 import numpy as np
+from PIL import Image
 
 from rfgen_jax import cli
 from rfgen_jax import errors
@@ -135,7 +136,7 @@ def list_images(folder: str) -> list[str]:
 
 def _import_mediapipe():
   try:
-    import mediapipe as mp  # pylint: disable=import-outside-toplevel
+    import mediapipe as mp  # pylint: disable=import-outside-toplevel  (optional: the keypoints environment only)
     return mp.solutions.pose
   except ImportError as e:
     raise errors.MissingDependencyError(
@@ -197,7 +198,6 @@ def detect_keypoints(image_paths: Sequence[str], min_visibility: float = 0.5,
   Returns:
     [(path, (18, 2) float32 keypoints or None when no person was found)].
   """
-  from PIL import Image  # pylint: disable=import-outside-toplevel
   results = []
   with PoseDetector(min_visibility, model_complexity) as detect:
     for path in image_paths:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Optional, Sequence
 
@@ -29,9 +30,10 @@ import numpy as np
 
 from rfgen_jax import cli
 from rfgen_jax import errors
+from rfgen_jax.data import annotations as annotations_lib
 from rfgen_jax.evaluation import evaluators as ev
-from rfgen_jax.evaluation import image_files, loop, real_images
-from rfgen_jax.train import sharding
+from rfgen_jax.evaluation import image_files, loop, real_images, tables
+from rfgen_jax.runtime import sharding
 
 DEFAULT_EVALUATORS = "fid_gfla,fid_pytorch,lpips,mask_lpips,ssim_psnr_l1"
 
@@ -80,7 +82,6 @@ def score(generated: str, real: str, train: Optional[str] = None, annotations: O
   config = make_config(image_size, global_batch, weights or {})
   keypoints = None
   if annotations:
-    from rfgen_jax.data import annotations as annotations_lib  # pylint: disable=g-import-not-at-top
     table = annotations_lib.read_annotations(annotations)
     missing = [p[1] for p in pairs if _base(p[1]) not in table]
     if missing:
@@ -106,7 +107,6 @@ def score(generated: str, real: str, train: Optional[str] = None, annotations: O
 
 
 def _base(path: str) -> str:
-  import os  # pylint: disable=g-import-not-at-top
   return os.path.basename(path)
 
 
@@ -130,7 +130,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     raise errors.BadInputError(f"--batch_size and --k must be >= 1, got {args.batch_size} and {args.k}.")
   report = score(args.generated, args.real, args.train, args.annotations,
                  [n for n in args.evaluators.split(",") if n], args.batch_size, weights, args.k)
-  from rfgen_jax.evaluation import evaluator  # pylint: disable=g-import-not-at-top
   row = report["results"][str(args.k)]
   print(f"{report['counts'][str(args.k)]['scored']} images: " +
         ", ".join(f"{n}={v:.4f}" for n, v in sorted(row.items())))
@@ -139,7 +138,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   if args.output:
     with open(args.output, "w") as f:
       json.dump(report, f, indent=2, sort_keys=True)
-    evaluator.write_table(args.output + ".md", report["results"], 0, report["skipped"])
+    tables.write_table(args.output + ".md", report["results"], 0, report["skipped"])
   return 0
 
 

@@ -32,7 +32,7 @@ def read_state_dict(path: str, flag: str = "--input") -> Dict[str, np.ndarray]:
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
       raise errors.BadInputError(f"{path} cannot be read as an .npz of arrays ({type(e).__name__}: {e}).") from None
   try:
-    import torch  # pylint: disable=g-import-not-at-top
+    import torch  # pylint: disable=g-import-not-at-top  (optional: only to read a .pth)
   except ImportError as e:
     raise errors.MissingDependencyError(
         f"Reading {path} needs PyTorch (`pip install torch --index-url "

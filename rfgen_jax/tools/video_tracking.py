@@ -19,6 +19,8 @@ import numpy as np
 from PIL import Image
 from PIL import ImageDraw
 
+from rfgen_jax.tools import pose_keypoints
+
 # r_shoulder, l_shoulder, r_hip, l_hip (OpenPose/COCO-18): a crop missing one is dropped, as the readers
 # (`rfgen_jax.data.annotations.REQUIRED_JOINTS`) would drop it.
 REQUIRED_JOINTS = (2, 5, 8, 11)
@@ -239,7 +241,6 @@ def split_identities(identities: Sequence[int], test_fraction: float, seed: int)
 
 
 def _write_csv(path: str, crops: Sequence[Crop]) -> None:
-  from rfgen_jax.tools import pose_keypoints  # pylint: disable=import-outside-toplevel
   pose_keypoints.write_annotation_csv(path, [(c.name, c.keypoints) for c in crops])
 
 
