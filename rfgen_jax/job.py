@@ -39,6 +39,18 @@ def train_and_evaluate(config, workdir: str, mesh: jax.sharding.Mesh | None = No
     trainer.close()
   if config.train.eval_at_end:
     evaluator.evaluate(config, workdir, mesh)
+  log_output_summary(config, workdir)
+
+
+def evaluate(config, workdir: str, mesh: jax.sharding.Mesh | None = None) -> dict:
+  """`--mode=eval`: `evaluator.evaluate`, then the same closing lines as training (where things are)."""
+  report = evaluator.evaluate(config, workdir, mesh)
+  log_output_summary(config, workdir)
+  return report
+
+
+def log_output_summary(config, workdir: str) -> None:
+  """Logs `output_summary` on process 0."""
   if jax.process_index() == 0:
     for line in output_summary(config, workdir):
       logging.info("%s", line)

@@ -20,7 +20,6 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from rfgen_jax import cli, config_utils, errors, job, logging_setup  # pylint: disable=g-import-not-at-top
-from rfgen_jax.evaluation import evaluator  # pylint: disable=g-import-not-at-top
 from rfgen_jax.train import preemption  # pylint: disable=g-import-not-at-top
 
 FLAGS = flags.FLAGS
@@ -74,7 +73,7 @@ def main(argv):
         logging.warning("%s", e)
         sys.exit(preemption.PREEMPTED_EXIT_STATUS)
     else:
-      evaluator.evaluate(config, FLAGS.workdir, mesh)
+      job.evaluate(config, FLAGS.workdir, mesh)
 
 
 def parse_flags(argv):
