@@ -155,3 +155,24 @@ def test_source_use_measures_a_known_flow_end_to_end():
     assert float(values[f"l1_warped_{i}"][0]) < 1e-5 and float(values[f"l1_refined_{i}"][0]) < 1e-5
     np.testing.assert_allclose(float(values[f"flow_px_{i}"][0]), 4.0, rtol=1e-5)
   assert float(values["l1_generated"][0]) == 0.0
+
+
+def test_flow_scalars_are_lengths_in_image_pixels():
+  """`flow/estimator_px_i` and `flow/residual_px_i` (rfgen_jax/train/flow_scalars.py) against numpy:
+  per level (finest = 0), the mean Euclidean length of the flow times the level's downsampling factor."""
+  from rfgen_jax.train import flow_scalars   # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  levels = (8, 4, 2)
+  initial = [rng.normal(size=(2, 3, 16 // f, 8 // f, 2)).astype(np.float32) for f in levels]
+  refined = [f + rng.normal(size=f.shape).astype(np.float32) for f in initial]
+  got = {k: float(v) for k, v in flow_scalars.flow_scalars(initial, refined, levels).items()}
+  assert sorted(got) == sorted([f"flow/estimator_px_{i}" for i in range(3)] +
+                               [f"flow/residual_px_{i}" for i in range(3)])
+  for i, (a, b, factor) in enumerate(zip(initial[::-1], refined[::-1], levels[::-1])):
+    length = lambda f: np.mean(np.sqrt(np.sum(f.astype(np.float64) ** 2, axis=-1)))
+    np.testing.assert_allclose(got[f"flow/estimator_px_{i}"], factor * length(a), rtol=1e-5)
+    np.testing.assert_allclose(got[f"flow/residual_px_{i}"], factor * length(b - a), rtol=1e-5)
+  # A constant flow of (3, 4) pixels of the finest map (level 2) is 10 image pixels long.
+  const = [np.zeros_like(f) for f in initial]
+  const[-1][...] = (3.0, 4.0)
+  assert float(flow_scalars.flow_scalars(const, const, levels)["flow/estimator_px_0"]) == pytest.approx(10.0)

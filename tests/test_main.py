@@ -217,6 +217,19 @@ def test_eval_writes_metrics_for_every_k(tmp_path, data_root, straight_run):
     assert grid.shape[1] == (k + 3 + 3 * len(config.model.levels) * k) * w and grid.shape[0] % h == 0
 
 
+def test_the_flows_length_is_logged_at_every_sample_step(straight_run):
+  """flow/estimator_px_i and flow/residual_px_i (rfgen_jax/train/flow_scalars.py) go to TensorBoard at
+  the sample steps (tiny: 2 and 4), finite and >= 0, for every level."""
+  from rfgen_jax.tools import compare_runs   # pylint: disable=g-import-not-at-top
+  scalars = compare_runs.read_scalars(straight_run, ("flow/",))
+  config = tiny("unused")
+  names = {f"flow/{kind}_px_{i}" for kind in ("estimator", "residual") for i in range(len(config.model.levels))}
+  assert set(scalars) == names
+  for steps in scalars.values():
+    assert sorted(steps) == [2, 4] and all(np.isfinite(v) and v >= 0 for v in steps.values())
+  assert scalars["flow/estimator_px_0"][4] > 0
+
+
 def test_a_run_checks_its_config_and_makes_its_mesh_once(tmp_path, data_root, straight_run, monkeypatch):
   """`config_utils.setup_run` checks the config and makes the mesh; the trainer and the evaluation at the
   end reuse them (before, `validate_config` and `make_mesh` ran again in the trainer and the evaluator)."""

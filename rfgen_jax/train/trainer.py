@@ -32,7 +32,7 @@ from rfgen_jax import data, inference, models, multihost, visualize
 from rfgen_jax.nets import vgg19
 from rfgen_jax.train import preemption, progress as progress_lib
 from rfgen_jax.runtime import checkpointing, sharding, state as state_lib
-from rfgen_jax.train import steps
+from rfgen_jax.train import flow_scalars, steps
 
 _MAX_IN_FLIGHT = 2   # steps dispatched but not finished: enough to hide the host's per-step work
 
@@ -145,6 +145,9 @@ class Trainer:
     self.step_spec = steps.StepSpec.create(config, self.generator, self.discriminator, self.vgg, self.mesh)
     self.train_steps = {}   # {stage: its compiled step (steps.make_train_step)}
     self.generate = inference.make_generate(self.generator, self.replicated, self.batch_sharding)
+    # The sample grids, and the flow/* scalars of the same forward pass (flow_scalars.py).
+    self.generate_with_flow_scalars = flow_scalars.make_generate_with_flow_scalars(
+        self.generator, self.replicated, self.batch_sharding)
     self._sample_batch = None
     self.health = {}        # {stage: its on-device finiteness record (steps.record_finiteness)}, as trained
 
@@ -177,7 +180,9 @@ class Trainer:
     """Writes sources | target pose | generated | ground truth for the sample batch (PNG + TensorBoard)."""
     host = self.sample_batch()
     params = self.state.ema_params if self.config.eval.use_ema else self.state.gen_params
-    generated = jax.block_until_ready(self.generate(params, sharding.to_global_batch(host, self.mesh)))
+    generated, flow = jax.block_until_ready(
+        self.generate_with_flow_scalars(params, sharding.to_global_batch(host, self.mesh)))
+    self.writer.write_scalars(step, {k: float(v) for k, v in jax.device_get(flow).items()})
     multihost.barrier("sample batch generated")    # its first call compiles, unevenly across processes
     generated = np.asarray(multihost_utils.process_allgather(generated, tiled=True))
     if jax.process_index() == 0:
