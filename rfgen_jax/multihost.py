@@ -16,6 +16,10 @@ from __future__ import annotations
 
 import itertools
 
+import jax
+from jax._src import distributed
+from jax.experimental import multihost_utils
+
 # Calls of `barrier` in this process: part of each barrier id, the same on every process.
 _CALLS = itertools.count()
 
@@ -29,13 +33,10 @@ def barrier(name: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
     name: what the processes wait for, e.g. "train steps compiled" (in the timeout's error message).
     timeout_s: seconds to wait for the slowest process before the coordination service fails the job.
   """
-  import jax  # pylint: disable=g-import-not-at-top  (data/ imports this; it stays JAX-free)
   if jax.process_count() <= 1:
     return
-  from jax._src import distributed  # pylint: disable=g-import-not-at-top  (as above)
   client = distributed.global_state.client
   if client is None:   # several processes without jax.distributed (a runtime that set itself up)
-    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top  (as above)
     multihost_utils.sync_global_devices(name)
     return
   client.wait_at_barrier(f"rfgen_jax #{next(_CALLS)}: {name}", int(timeout_s * 1000))

@@ -40,9 +40,8 @@ SIBLINGS = (("rfgen_jax.train", "rfgen_jax.evaluation"), ("rfgen_jax.tools", "rf
 OPTIONAL = ("gradio", "torch", "torchvision", "mediapipe", "cv2", "tensorflow", "tensorflow_datasets",
             "lpips", "pytorch_fid", "h5py", "supervision", "imageio", "imageio_ffmpeg")
 # Packages imported inside functions of these modules only, for the reason each import's comment gives.
-LAZY = {"jax": ("rfgen_jax.multihost", "rfgen_jax.xla_cpu_defaults", "rfgen_jax.data.prepare",
-                "rfgen_jax.data.pipeline"),   # XLA_FLAGS first; the data layer stays JAX-free for grain workers
-        "absl": ("rfgen_jax.cli",)}           # the keypoint tools' mediapipe environment has no absl
+LAZY = {"jax": ("rfgen_jax.xla_cpu_defaults",),   # it sets XLA_FLAGS when rfgen_jax is imported
+        "absl": ("rfgen_jax.cli",)}                 # the keypoint tools' mediapipe environment has no absl
 
 
 def _modules() -> dict[str, pathlib.Path]:

@@ -39,6 +39,7 @@ from typing import Iterator
 from absl import flags
 from absl import logging
 import grain
+import jax
 import numpy as np
 
 from rfgen_jax import errors
@@ -238,7 +239,6 @@ class _RandomTuple(grain.transforms.RandomMap):
 # ------------------------------------------------------------------------------------------ hosts
 def _hosts(process_index, process_count) -> tuple[int, int]:
   if process_index is None or process_count is None:
-    import jax  # pylint: disable=g-import-not-at-top  (the data layer stays JAX-free (grain workers))
     process_index = jax.process_index() if process_index is None else process_index
     process_count = jax.process_count() if process_count is None else process_count
   if not 0 <= process_index < process_count:

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from typing import Callable, TypeVar
 
-from rfgen_jax import multihost   # light: it imports jax only when a barrier runs
+import jax
+
+from rfgen_jax import multihost
 
 T = TypeVar("T")
 
 
 def _process_info() -> tuple[int, int]:
-  import jax  # pylint: disable=g-import-not-at-top  (the data layer stays JAX-free (grain workers))
   return jax.process_index(), jax.process_count()
 
 
