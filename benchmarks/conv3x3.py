@@ -13,6 +13,9 @@ Shapes: batch 16 (8 x K = 2) at the Market-1501 generator's map sizes. Each row 
 in torch (NCHW, `torch.set_num_threads(os.cpu_count())` or `--threads`); minimum over repeats, ms.
 
 Run:  python -m benchmarks.conv3x3 [--repeats 7] [--threads 2]
+(XLA:CPU's YNNPACK fusions: this script does not import rfgen_jax, so jax's default applies; add
+`XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=` to time XLA's own convolution. Without torch, as on
+Python >= 3.12, the torch columns are '-'.)
 """
 from __future__ import annotations
 
@@ -75,8 +78,13 @@ def main():
   parser.add_argument("--threads", type=int, default=0, help="torch threads (0: os.cpu_count())")
   args = parser.parse_args()
   import jax  # pylint: disable=g-import-not-at-top
-  import torch  # pylint: disable=g-import-not-at-top
-  torch.set_num_threads(args.threads or os.cpu_count())
+  try:
+    import torch  # pylint: disable=g-import-not-at-top
+    torch.set_num_threads(args.threads or os.cpu_count())
+  except ImportError:  # Python >= 3.12: requirements-test.txt installs torch on 3.11 only
+    torch = None
+  print(f"jax {jax.__version__}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}"
+        + ("" if torch else ", torch not installed: its columns are '-'"))
 
   def xla_conv(x, w):
     return jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
@@ -96,12 +104,15 @@ def main():
     xla_fn, wino_fn = grads(xla_conv), grads(winograd_conv3x3)
     t_xla = _min_ms(lambda: jax.block_until_ready(xla_fn(x, w, cot)), args.repeats)
     t_wino = _min_ms(lambda: jax.block_until_ready(wino_fn(x, w, cot)), args.repeats)
-    tx = torch.tensor(x).permute(0, 3, 1, 2).contiguous().requires_grad_()
-    tw = torch.tensor(w).permute(3, 2, 0, 1).contiguous().requires_grad_()
-    tg = torch.tensor(cot).permute(0, 3, 1, 2).contiguous()
-    t_torch = _min_ms(lambda: torch.nn.functional.conv2d(tx, tw, padding=1).backward(tg), args.repeats)
-    print(f"| {b} x {h} x {w_} x {ci} -> {co} | {t_xla:.1f} | {t_wino:.1f} | {t_torch:.1f} | "
-          f"{t_xla / t_torch:.2f} | {err:.1e} |", flush=True)
+    torch_cols = "- | -"
+    if torch is not None:
+      tx = torch.tensor(x).permute(0, 3, 1, 2).contiguous().requires_grad_()
+      tw = torch.tensor(w).permute(3, 2, 0, 1).contiguous().requires_grad_()
+      tg = torch.tensor(cot).permute(0, 3, 1, 2).contiguous()
+      t_torch = _min_ms(lambda: torch.nn.functional.conv2d(tx, tw, padding=1).backward(tg), args.repeats)
+      torch_cols = f"{t_torch:.1f} | {t_xla / t_torch:.2f}"
+    print(f"| {b} x {h} x {w_} x {ci} -> {co} | {t_xla:.1f} | {t_wino:.1f} | {torch_cols} | {err:.1e} |",
+          flush=True)
 
 
 if __name__ == "__main__":

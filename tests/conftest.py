@@ -25,11 +25,37 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 # its older elemental emitters: `--xla_cpu_use_fusion_emitters=false` (measured on the 2-core VM, the tiny
 # config's steps from an empty cache: stage 1 5.4 s -> 2.7 s, stage 2 14.1 s -> 6.8 s, the same run time).
 # Each flag is added only if the user's XLA_FLAGS do not name it.
-for _flag in ("--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false"):
+# jaxlib 0.12.1 no longer knows `xla_cpu_use_fusion_emitters` (XLA aborts on an unknown flag), so that one
+# is added on jaxlib 0.10.x only, where it was measured.
+def _jaxlib_version():
+  import importlib.metadata  # pylint: disable=g-import-not-at-top
+  import re  # pylint: disable=g-import-not-at-top
+  try:
+    return tuple(int(p) for p in re.findall(r"\d+", importlib.metadata.version("jaxlib"))[:2])
+  except importlib.metadata.PackageNotFoundError:
+    return (0, 0)
+
+
+_TEST_FLAGS = ["--xla_backend_optimization_level=0"]
+if _jaxlib_version() < (0, 11):
+  _TEST_FLAGS.append("--xla_cpu_use_fusion_emitters=false")
+for _flag in _TEST_FLAGS:
   if _flag.split("=")[0] not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _flag).strip()
 
 import pytest  # noqa: E402  (after the environment above, which must precede any jax import)
+
+# The torch oracles: requirements-test.txt installs torch (a CPU wheel) on Python 3.11 only; on 3.12+
+# PyPI's torch is the multi-GB CUDA build. There, without torch, these files (each imports torch, or
+# benchmarks.torch_twin, at its top) are not collected; on 3.11 a missing torch stays an import error.
+TORCH_FILES = ("test_benchmarks.py", "test_conv_forms.py", "test_inception.py", "test_losses.py",
+               "test_lpips.py", "test_model_options.py", "test_vgg19.py", "test_video_to_dataset.py",
+               "test_warp.py")
+collect_ignore = []
+if sys.version_info >= (3, 12):
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  if importlib.util.find_spec("torch") is None:
+    collect_ignore = list(TORCH_FILES)
 
 
 @pytest.fixture(scope="session")
