@@ -22,7 +22,7 @@ from rfgen_jax import cli
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from rfgen_jax import config_utils, models  # pylint: disable=g-import-not-at-top
-from rfgen_jax.train import state as state_lib
+from rfgen_jax.runtime import state as state_lib
 
 flags.DEFINE_string("config", "configs/deepfashion.py", "Config spec.")
 flags.DEFINE_list("widths", ["1", "2"], "model.width values.")

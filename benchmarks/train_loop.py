@@ -77,7 +77,7 @@ def main(argv):
   # total it trains to from `trainer.config`.
   config.train.total_steps = max(config.train.flow_warmup_steps, 2)
   workdir = tempfile.mkdtemp(prefix="train_loop_bench_")
-  trainer = trainer_lib.Trainer(config, workdir)
+  trainer = trainer_lib.Trainer(config, workdir, config_utils.setup_run(config))
   trainer.config.train.total_steps = 2    # compile and warm up
   # Once-per-run work at the last step, not part of the per-step cost measured here.
   trainer.write_samples = lambda step: None

@@ -10,7 +10,7 @@ import ml_collections
 
 from rfgen_jax import errors   # every error raised here is a user error (exit status 2 at the entry points)
 from rfgen_jax import losses, models
-from rfgen_jax.data import pipeline
+from rfgen_jax.data import config_check as data_config_check
 from rfgen_jax.runtime import reduction, sharding
 
 # Keys whose values change the shapes of the saved state: a checkpoint is only compatible when they match.
@@ -96,7 +96,7 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int | None =
   (`errors.BadInputError`) naming the offending `--config.` key.
 
   Each section is checked by the code that owns it: `model.*` (and the image size and K it builds for)
-  by `models.validate_model_config`, `data.*` by `data.pipeline.validate_data_config`, `losses.*` by
+  by `models.validate_model_config`, `data.*` by `data.config_check.validate_data_config`, `losses.*` by
   `losses.validate_losses_config`; the run's own sections (`train`, `eval`, `checkpoint`) here.
 
   Args:
@@ -104,7 +104,7 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int | None =
     num_devices: global device count for batch divisibility checks (None: not checked).
   """
   models.validate_model_config(config)
-  kind = pipeline.validate_data_config(config)
+  kind = data_config_check.validate_data_config(config)
   losses.validate_losses_config(config, len(tuple(config.model.levels)), kind)
   for k_eval in config.eval.num_sources:
     if not isinstance(k_eval, int) or k_eval < 1:

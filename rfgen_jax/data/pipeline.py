@@ -42,7 +42,6 @@ import grain
 import jax
 import numpy as np
 
-from rfgen_jax import errors
 from rfgen_jax.data import augment as augment_lib
 from rfgen_jax.data import datasets
 from rfgen_jax.data import images
@@ -50,39 +49,10 @@ from rfgen_jax.data import poses
 from rfgen_jax.data import prepare as prepare_lib
 from rfgen_jax.data import split_index
 from rfgen_jax.data import tuples as tuples_lib
-from rfgen_jax.data.datasets import image_folder
 from rfgen_jax.data.images import resize_example  # pylint: disable=unused-import  (used by inference.py)
 from rfgen_jax.data.split_index import SplitIndex
 
 AUGMENT_TARGET = ("weaker", "same")
-
-
-def validate_data_config(config) -> str:
-  """Checks the `data.*` section once, before anything is written; returns the data set's pose kind.
-
-  Raises `errors.BadInputError` naming the key: an unknown data.name, a data.pose_channels that is not
-  the pose encoder's P, a bad source_pool / augment_target / keypoint_frame / folder_identity.
-  """
-  d = config.data
-  kind = datasets.get(d.name).pose_kind          # ValueError naming --config.data.name when unknown
-  expected = poses.pose_channels(config)
-  if d.pose_channels != expected:
-    raise errors.BadInputError(
-        f"--config.data.pose_channels={d.pose_channels} but the {kind!r} pose encoder of data set "
-        f"{d.name!r} gives {expected} channels (from data.num_keypoints / num_landmarks / num_azimuths + "
-        f"num_elevations / pose_dim); set --config.data.pose_channels={expected}.")
-  if kind == "camera" and d.source_pool not in ("split", "file"):
-    raise errors.BadInputError(f"--config.data.source_pool={d.source_pool!r}; accepted: 'split', 'file'.")
-  if d.augment_target not in AUGMENT_TARGET:
-    raise errors.BadInputError(
-        f"--config.data.augment_target={d.augment_target!r}; accepted: {AUGMENT_TARGET}.")
-  frame = tuple(d.keypoint_frame)
-  if frame and (len(frame) != 2 or min(frame) < 1):
-    raise errors.BadInputError(f"--config.data.keypoint_frame={frame!r} must be () (each file's size) or (H, W).")
-  if d.folder_identity not in image_folder.IDENTITY_RULES:
-    raise errors.BadInputError(
-        f"--config.data.folder_identity={d.folder_identity!r}; accepted: {image_folder.IDENTITY_RULES}.")
-  return kind
 
 
 def _check_in_frame(keypoints: np.ndarray, frame: tuple[int, int], explicit: tuple[int, ...]) -> None:
@@ -151,7 +121,7 @@ class _TupleLoader:
     self.rotation = config.data.augment_rotation
     self.shift = config.data.augment_shift
     self.scale_range = tuple(config.data.augment_scale)
-    self.weaker_target = config.data.augment_target == "weaker"   # checked by validate_data_config
+    self.weaker_target = config.data.augment_target == "weaker"   # checked by data/config_check.py
     self.keypoint_frame = tuple(int(v) for v in config.data.keypoint_frame)
     self.skip_corrupt = config.data.skip_corrupt_images
 
