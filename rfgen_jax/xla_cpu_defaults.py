@@ -10,9 +10,9 @@ YNNPACK fusions) is appended to `XLA_FLAGS` on the jaxlib releases where that wa
   (`python -m benchmarks.conv3x3`; docs/performance.md, "Convolutions").
 - jaxlib 0.12.1 (Python >= 3.12), 2026-12-07, load average 3.5-4.2 (another job on the 2 cores): the same
   convolution 187 -> 83 ms, at the four shapes of `python -m benchmarks.conv3x3` 1.8-2.2x faster without
-  YNNPACK; `python -m benchmarks.train_step --configs=configs/market.py --steps=3`, one run each at load
-  5.5-5.8: stage 2 (end to end) 11.24 s/step with YNNPACK, 8.77 s without (jax 0.10.2 without: 4.08 s
-  at load 2.8); stage 1 3.40 vs 4.77 s, within that load's noise (its compile took 27 vs 125 s)
+  YNNPACK; `python -m benchmarks.train_step --configs=configs/market.py --steps=3` (s/step, 0.10.2 and
+  0.12.1 alternating): at load 1.5-2.0 stage 1 2.15 with YNNPACK, 1.71 without (0.10.2 without: 1.86),
+  stage 2 6.42 with, 4.70 without (0.10.2: 4.32); an earlier round at load 5.5-5.8: stage 2 11.24 -> 8.77
   (docs/dependencies.md, "Tested Pythons and the markers").
 
 Decided per jaxlib release series (major, minor) from MEASURED, not by a range: a series that is not in
