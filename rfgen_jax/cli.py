@@ -20,7 +20,12 @@ import os
 import sys
 from typing import Callable, Iterator, Optional, Sequence
 
-from rfgen_jax import errors   # absl is imported in `run` only: the keypoints environment's tools lack it
+try:
+  from absl import app as absl_app
+except ImportError:   # the keypoint tools' mediapipe environment has no absl; only `run` needs it
+  absl_app = None
+
+from rfgen_jax import errors
 
 HELP_FLAGS = frozenset({"help", "?", "helpshort", "helpfull"})
 
@@ -100,7 +105,9 @@ def run(main: Callable[[list], Optional[int]],
         flags_parser: Optional[Callable[[list], list]] = None) -> None:
   """`absl.app.run(main, flags_parser)` whose help flags exit with status 0 and whose user errors
   (`errors.UserError`) end in one line on stderr and exit status 2."""
-  from absl import app  # pylint: disable=g-import-not-at-top  (not in the mediapipe environment)
+  if absl_app is None:
+    raise errors.MissingDependencyError("absl-py is not installed; `pip install -r requirements.txt`.")
+  app = absl_app
   parser = flags_parser or app.parse_flags_with_usage
 
   def parse(argv):

@@ -30,6 +30,7 @@ from __future__ import annotations
 from importlib import metadata
 import os
 import re
+import sys
 from typing import MutableMapping, Optional
 import warnings
 
@@ -83,11 +84,10 @@ def apply(environ: MutableMapping[str, str] = os.environ) -> bool:
     return False
   if not off:
     return False
-  try:
-    from jax._src import xla_bridge  # pylint: disable=g-import-not-at-top  (XLA_FLAGS must be set before jax loads)
-    if xla_bridge.backends_are_initialized():
-      return False
-  except (ImportError, AttributeError):
-    pass
+  # Not imported here: a JAX that is not imported yet has no backend, and importing it is not this module's
+  # job (it runs when rfgen_jax is imported).
+  xla_bridge = sys.modules.get("jax._src.xla_bridge")
+  if xla_bridge is not None and getattr(xla_bridge, "backends_are_initialized", lambda: False)():
+    return False
   environ["XLA_FLAGS"] = f"{flags} {NO_YNNPACK}".strip()
   return True

@@ -39,9 +39,6 @@ SIBLINGS = (("rfgen_jax.train", "rfgen_jax.evaluation"), ("rfgen_jax.tools", "rf
 # Third-party packages that may be imported inside a function: optional, or heavy and needed by one path.
 OPTIONAL = ("gradio", "torch", "torchvision", "mediapipe", "cv2", "tensorflow", "tensorflow_datasets",
             "lpips", "pytorch_fid", "h5py", "supervision", "imageio", "imageio_ffmpeg")
-# Packages imported inside functions of these modules only, for the reason each import's comment gives.
-LAZY = {"jax": ("rfgen_jax.xla_cpu_defaults",),   # it sets XLA_FLAGS when rfgen_jax is imported
-        "absl": ("rfgen_jax.cli",)}                 # the keypoint tools' mediapipe environment has no absl
 
 
 def _modules() -> dict[str, pathlib.Path]:
@@ -198,7 +195,7 @@ def test_imports_inside_functions_are_optional_dependencies_with_a_reason():
         for root in roots:
           if root == "rfgen_jax":
             continue    # test_package_modules_are_imported_at_the_top
-          if root not in OPTIONAL and name not in LAZY.get(root, ()):
+          if root not in OPTIONAL:
             bad.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {root} inside a function")
           elif not _reason(source[node.lineno - 1]):
             bad.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {root} inside a function "
