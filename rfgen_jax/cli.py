@@ -107,8 +107,7 @@ def run(main: Callable[[list], Optional[int]],
   (`errors.UserError`) end in one line on stderr and exit status 2."""
   if absl_app is None:
     raise errors.MissingDependencyError("absl-py is not installed; `pip install -r requirements.txt`.")
-  app = absl_app
-  parser = flags_parser or app.parse_flags_with_usage
+  parser = flags_parser or absl_app.parse_flags_with_usage
 
   def parse(argv):
     try:
@@ -124,4 +123,4 @@ def run(main: Callable[[list], Optional[int]],
     except errors.UserError as e:
       sys.exit(report(e, _module_name(main.__module__)))
 
-  app.run(guarded, flags_parser=parse)
+  absl_app.run(guarded, flags_parser=parse)

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from rfgen_jax import cli, data
-from rfgen_jax.data import keypoints
+from rfgen_jax.data import config_check, keypoints
 from rfgen_jax.visualize import hstack_with_separator, to_uint8
 
 
@@ -44,7 +44,9 @@ def tuple_row(batch: dict, i: int, draw_skeleton) -> np.ndarray:
 
 
 def make_sheet(config, num: int, split: str = "train", scale: int = 2) -> np.ndarray:
-  """(rows, cols, 3) uint8 grid of `num` tuples of the config's data set."""
+  """(rows, cols, 3) uint8 grid of `num` tuples of the config's data set (its `data.*` checked first:
+  the pipeline itself no longer checks them, `data/config_check.py`)."""
+  config_check.validate_data_config(config)
   config.data.num_workers = 0
   data.ensure_dataset(config)
   rows = []
