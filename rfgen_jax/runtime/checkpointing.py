@@ -35,6 +35,7 @@ class Checkpointer:
         enable_async_checkpointing=bool(config.checkpoint.async_save),
         create=True, cleanup_tmp_directories=True)
     self.manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=item_handlers())
+    _wait_for_temporary_folder_cleanup(self.manager)
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
@@ -78,6 +79,17 @@ class Checkpointer:
   def close(self) -> None:
     self.manager.wait_until_finished()
     self.manager.close()
+
+
+def _wait_for_temporary_folder_cleanup(manager: ocp.CheckpointManager) -> None:
+  """Waits for the cleanup of unfinished checkpoint folders that orbax-checkpoint >= 0.11 starts in a
+  background thread when a manager is made (0.10 cleans up before returning). Neither `close()` nor
+  `wait_until_finished()` waits for it, so a run that fails to start and has its new workdir removed
+  (`cli.removing_new_empty_folders`) would race it: the thread then lists a folder that is gone and
+  prints a traceback. Waiting here (a listing of one folder) leaves no thread behind the constructor."""
+  await_cleanup = getattr(manager, "_maybe_await_cleanup_tmp_directory", None)
+  if await_cleanup is not None:
+    await_cleanup()
 
 
 def item_handlers(state_handler=None) -> dict:

@@ -112,6 +112,8 @@ class Trainer:
 
     # ------------------------------------------------------------ checkpoint (checked before the input
     # pipeline starts its worker processes)
+    # (the data root is checked first, so a missing data set never creates the checkpoint folder)
+    data.ensure_dataset(config)
     abstract = state_lib.abstract_state(config, self.generator, self.discriminator)
     self.state_sharding = jax.tree.map(lambda _: self.replicated, abstract)
     self.checkpointer = checkpointing.Checkpointer(workdir, config)
@@ -120,7 +122,6 @@ class Trainer:
       self.checkpointer.check_compatible(latest, config)
 
     # ------------------------------------------------------------ input
-    data.ensure_dataset(config)
     self.train_iter = data.create_train_iterator(config)   # this process's rows of each global batch
 
     # ------------------------------------------------------------ state, created sharded
