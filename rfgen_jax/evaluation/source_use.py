@@ -12,8 +12,12 @@ from any source. Reported, as means over the tuples:
 - `flow_px_{l}`: the mean length of the estimator's flow of level l over the person region, in image
   pixels;
 - `occlusion_{l}`: the mean occlusion map (the share the target's own features get) over the person
-  region.
-A flow that aligns gives `l1_warped` well below `l1_unwarped`. `python -m rfgen_jax.tools.flow_report`
+  region;
+- `l1_keypoint_reference`, `flow_px_keypoint_reference`: the best source warped by the thin-plate-spline
+  flow of the TRUE keypoint correspondences (`keypoint_reference_flow.py`), and that flow's mean length:
+  the yardstick for `l1_warped` (how much of the gap between the sources and the target geometry alone
+  can close on this data).
+A flow that aligns gives `l1_warped` well below `l1_unwarped`, towards `l1_keypoint_reference`. `python -m rfgen_jax.tools.flow_report`
 prints them for a run; `--mode=eval` writes them to `eval/metrics.json` (`source_use_K{k}/...`).
 """
 from __future__ import annotations
@@ -26,6 +30,7 @@ import numpy as np
 
 from rfgen_jax.evaluation import masks
 from rfgen_jax.evaluation import metrics
+from rfgen_jax.evaluation.keypoint_reference_flow import keypoint_reference_flows
 from rfgen_jax.ops import bilinear_warp, resize_flow
 
 
@@ -47,8 +52,15 @@ def _warped(sources, flows):
   return warped, up
 
 
+def _mean_length(flows_up, mask, area):
+  """Mean over K of the person-region mean length of flows (B, K, H, W, 2): (B,)."""
+  length = jnp.sqrt(jnp.sum(jnp.square(flows_up), axis=-1, keepdims=True))
+  return jnp.mean(jnp.sum(length * mask[:, None], axis=(2, 3, 4)), axis=1) / area
+
+
 @jax.jit
-def source_use_values(sources, target, generated, mask, outputs) -> Dict[str, jax.Array]:
+def source_use_values(sources, target, generated, mask, outputs,
+                      reference_flows=None) -> Dict[str, jax.Array]:
   """Per-tuple measures (module docstring).
 
   Args:
@@ -56,6 +68,8 @@ def source_use_values(sources, target, generated, mask, outputs) -> Dict[str, ja
     mask: (B, H, W, 1) person region in {0, 1}.
     outputs: the generator's outputs (`rfgen_jax.inference.generator_outputs`): lists over the levels
       (coarse to fine) of `initial_flows`, `flows` (B, K, h, w, 2) and `occlusion` (B, K, h, w, 1).
+    reference_flows: optional (B, K, H, W, 2) image-size flows in pixels (`keypoint_reference_flows`);
+      adds `l1_keypoint_reference` and `flow_px_keypoint_reference`.
   Returns:
     {name: (B,)} with the level suffix the level's index from the finest (0 = finest).
   """
@@ -69,12 +83,17 @@ def source_use_values(sources, target, generated, mask, outputs) -> Dict[str, ja
     warped, up = _warped(sources, outputs["initial_flows"][i])
     out[f"l1_warped_{name}"] = _best_of_k(warped, target, mask)
     out[f"l1_refined_{name}"] = _best_of_k(_warped(sources, outputs["flows"][i])[0], target, mask)
-    length = jnp.sqrt(jnp.sum(jnp.square(up), axis=-1, keepdims=True)).reshape(sources.shape[:4] + (1,))
-    out[f"flow_px_{name}"] = jnp.mean(jnp.sum(length * mask[:, None], axis=(2, 3, 4)), axis=1) / area
+    out[f"flow_px_{name}"] = _mean_length(up.reshape(sources.shape[:4] + (2,)), mask, area)
     occ = outputs["occlusion"][i]
     occ_up = jax.image.resize(occ.reshape((-1,) + occ.shape[2:]), (occ.shape[0] * k,) + mask.shape[1:3] + (1,),
                               "bilinear").reshape(sources.shape[:4] + (1,))
     out[f"occlusion_{name}"] = jnp.mean(jnp.sum(occ_up * mask[:, None], axis=(2, 3, 4)), axis=1) / area
+  if reference_flows is not None:
+    b, k, h, w, _ = sources.shape
+    warped = bilinear_warp(sources.reshape((b * k, h, w, 3)), reference_flows.reshape((b * k, h, w, 2)),
+                           padding="border").reshape(sources.shape)
+    out["l1_keypoint_reference"] = _best_of_k(warped, target, mask)
+    out["flow_px_keypoint_reference"] = _mean_length(reference_flows, mask, area)
   return out
 
 
@@ -95,7 +114,9 @@ def measure(generator, params, batches, image_size, outputs_fn) -> Dict[str, flo
     values = source_use_values(jnp.asarray(batch["source_images"]), jnp.asarray(batch["target_image"]),
                                jnp.asarray(outputs["image"]),
                                jnp.asarray(person_mask(batch["target_keypoints"], image_size)),
-                               {key: outputs[key] for key in ("initial_flows", "flows", "occlusion")})
+                               {key: outputs[key] for key in ("initial_flows", "flows", "occlusion")},
+                               jnp.asarray(keypoint_reference_flows(batch["source_keypoints"],
+                                                                    batch["target_keypoints"], image_size)))
     valid = np.asarray(batch["valid"], bool)
     for key, value in values.items():
       sums[key] = sums.get(key, 0.0) + float(np.sum(np.asarray(value)[valid]))

@@ -32,7 +32,24 @@ def table(values: dict, num_levels: int, factors) -> str:
     lines.append(f"| H/{factors[num_levels - 1 - i]} | {values['l1_unwarped']:.4f} | {values[f'l1_warped_{i}']:.4f} | "
                  f"{values[f'l1_refined_{i}']:.4f} | {values['l1_generated']:.4f} | "
                  f"{values[f'flow_px_{i}']:.2f} | {values[f'occlusion_{i}']:.3f} |")
+  if "l1_keypoint_reference" in values:
+    lines.append(reference_line(values))
   return "\n".join(lines)
+
+
+def reference_line(values: dict) -> str:
+  """The keypoint reference (rfgen_jax/evaluation/keypoint_reference_flow.py) and the share of its gain
+  that the finest level's predicted flow reaches."""
+  gap = values["l1_unwarped"] - values["l1_keypoint_reference"]
+  share = lambda key: (values["l1_unwarped"] - values[key]) / gap if gap > 0 else float("nan")
+  return (f"\nReference, the sources warped by a thin-plate spline through the true keypoint correspondences: "
+          f"L1 {values['l1_keypoint_reference']:.4f} ({_change(values, 'l1_keypoint_reference')}), mean "
+          f"length {values['flow_px_keypoint_reference']:.2f} px. The finest level's flow reaches "
+          f"{share('l1_warped_0'):.0%} of the reference's gain, with the residual {share('l1_refined_0'):.0%}.")
+
+
+def _change(values: dict, key: str) -> str:
+  return f"{values[key] / values['l1_unwarped'] - 1.0:+.1%} vs as is" if values["l1_unwarped"] > 0 else "n/a"
 
 
 @cli.exit_2_on_user_error
