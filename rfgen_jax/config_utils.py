@@ -60,15 +60,23 @@ def _flat_keys(tree: dict, prefix: str = "") -> list[str]:
   return keys
 
 
+# Keys that only say how a run starts or continues, never what its checkpoint holds or how it is read: a
+# config.json written before one of them existed is still read (its absence is not reported). A key joins
+# this list only if reading a saved run or a released model never looks at it.
+READING_IRRELEVANT_KEYS = ("train.init_from",)
+
+
 def keys_missing_from(saved: dict) -> list[str]:
-  """The keys of configs/common.py's base config absent from a saved `config.json` (nested dicts), sorted.
+  """The keys of configs/common.py's base config absent from a saved `config.json` (nested dicts), sorted,
+  less READING_IRRELEVANT_KEYS.
 
   A run's config.json holds every key of the version that trained it; a key missing here was added
   later, and reading the run with its current default could silently build another model."""
   path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "common.py")
   common = _exec_module(path, "_rfgen_config_common")
   have = set(_flat_keys(saved))
-  return sorted(k for k in _flat_keys(common.get_base_config().to_dict()) if k not in have)
+  return sorted(k for k in _flat_keys(common.get_base_config().to_dict())
+                if k not in have and k not in READING_IRRELEVANT_KEYS)
 
 
 def differing_shape_keys(saved: dict, config: ml_collections.ConfigDict) -> list[str]:

@@ -138,3 +138,15 @@ def test_main_rejects_mistyped_key(tmp_path):
   assert result.returncode != 0
   assert "totl_steps" in result.stderr
   assert not os.path.exists(tmp_path / "checkpoints")
+
+
+def test_keys_that_do_not_change_reading_a_run_are_not_reported_missing():
+  """A config.json written before a reading-irrelevant key existed (config_utils.READING_IRRELEVANT_KEYS,
+  e.g. train.init_from: how a run starts) is still read; a missing model key is still reported."""
+  saved = json.loads(config_utils.load_config("configs/synthetic.py:tiny").to_json_best_effort())
+  for key in config_utils.READING_IRRELEVANT_KEYS:
+    section, name = key.split(".")
+    saved[section].pop(name, None)
+  assert config_utils.keys_missing_from(saved) == []
+  del saved["model"]["init"]
+  assert config_utils.keys_missing_from(saved) == ["model.init"]
