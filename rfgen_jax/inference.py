@@ -4,6 +4,8 @@
   (by default their exponential moving average, `train.ema_decay`) from the Orbax checkpoint a training
   run wrote under `<workdir>/checkpoints` (`rfgen_jax.runtime.checkpointing`): the one restore path of the
   evaluator, the generate and export tools; `load_generator` is it without the step.
+- `released_generator(release, sharding=None)` is the same for a released model
+  (`rfgen_jax.runtime.pretrained.load_release`: `--pretrained=NAME` instead of `--workdir=RUN`).
 - `make_generate(generator, params_sharding, batch_sharding)`: the one jitted generator call (trainer
   samples, evaluator, `generate`).
 - `prepare_inputs(config, source_images, source_keypoints, target_keypoints)` turns a user's photos and
@@ -33,6 +35,7 @@ from rfgen_jax import errors, models, visualize
 from rfgen_jax.data import poses
 from rfgen_jax.data.pipeline import resize_example
 from rfgen_jax.runtime import checkpointing
+from rfgen_jax.runtime import pretrained
 from rfgen_jax.runtime import state as state_lib
 
 FIT_MODES = ("pad", "stretch")
@@ -75,6 +78,22 @@ def load_generator(config, workdir: str, step: int | None = None, use_ema: bool 
   """Restores the generator of a training run; `restore_generator` without the step."""
   generator, params, _ = restore_generator(config, workdir, step, use_ema=use_ema)
   return generator, params
+
+
+def released_generator(release: pretrained.Release, sharding=None):
+  """`restore_generator`'s (generator module, params, step) for a released model.
+
+  Args:
+    release: a verified `pretrained.Release` (its EMA parameters, float32 numpy).
+    sharding: where the params go (e.g. replicated over a mesh); default: the first local device.
+
+  Returns:
+    (generator of `release.config`, params on `sharding`, the training step they are from).
+  """
+  sharding = sharding or jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  params = jax.tree.map(lambda a: jax.device_put(a, sharding), release.params)
+  logging.info("Using the released model %s (step %d).", release.name, release.step)
+  return models.build_generator(release.config), params, release.step
 
 
 def _has_item(manager, step: int, name: str) -> bool:

@@ -42,9 +42,12 @@ def train_and_evaluate(config, workdir: str, mesh: jax.sharding.Mesh | None = No
   log_output_summary(config, workdir)
 
 
-def evaluate(config, workdir: str, mesh: jax.sharding.Mesh | None = None) -> dict:
-  """`--mode=eval`: `evaluator.evaluate`, then the same closing lines as training (where things are)."""
-  report = evaluator.evaluate(config, workdir, mesh)
+def evaluate(config, workdir: str, mesh: jax.sharding.Mesh | None = None, release=None) -> dict:
+  """`--mode=eval`: `evaluator.evaluate`, then the same closing lines as training (where things are).
+
+  `release`: a released model (`rfgen_jax.runtime.pretrained.Release`, `--pretrained=NAME`) evaluated
+  instead of `workdir`'s checkpoint; its results go to `<workdir>/eval/` all the same."""
+  report = evaluator.evaluate(config, workdir, mesh, release=release)
   log_output_summary(config, workdir)
   return report
 

@@ -54,14 +54,19 @@ def measure_source_use(config, generator, params) -> dict:
   return {f"source_use_K{k}": values}
 
 
-def evaluate(config, workdir: str, mesh: jax.sharding.Mesh | None = None) -> dict:
+def evaluate(config, workdir: str, mesh: jax.sharding.Mesh | None = None, release=None) -> dict:
   """Evaluates the checkpoint of `workdir` for every K in `eval.num_sources`; returns metrics.json's dict.
 
   `mesh`: the run's mesh from `config_utils.setup_run` (which also checked the config); without it,
-  `setup_run` is called here."""
+  `setup_run` is called here. `release`: a released model (`rfgen_jax.runtime.pretrained.Release`,
+  `--pretrained`) whose parameters are evaluated instead of a checkpoint; `workdir` then only receives
+  `eval/`."""
   mesh = mesh if mesh is not None else config_utils.setup_run(config)
   rep, batch_sharding = sharding.replicated(mesh), sharding.data_sharded(mesh)
-  _, gen_params, step = inference.restore_generator(config, workdir, config.eval.step, sharding=rep)
+  if release is not None:
+    _, gen_params, step = inference.released_generator(release, sharding=rep)
+  else:
+    _, gen_params, step = inference.restore_generator(config, workdir, config.eval.step, sharding=rep)
   data.ensure_dataset(config)
   generator = models.build_generator(config)
   generate = jax.jit(
@@ -70,6 +75,8 @@ def evaluate(config, workdir: str, mesh: jax.sharding.Mesh | None = None) -> dic
       in_shardings=(rep, batch_sharding), out_shardings=batch_sharding)
   out_dir = os.path.join(workdir, "eval")
   report = loop.evaluate_generator(config, generate, gen_params, step, out_dir, config.eval.evaluators, mesh)
+  if release is not None:
+    report["pretrained"] = release.name
   if config.eval.source_use:
     report.update(measure_source_use(config, generator, gen_params))
   tables.write_report(out_dir, report)

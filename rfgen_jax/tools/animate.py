@@ -1,10 +1,11 @@
 r"""Animates K source images along a pose sequence with a trained model: an MP4 and a GIF.
 
-    python -m rfgen_jax.tools.animate --workdir=RUN --out walk.mp4 \
+    python -m rfgen_jax.tools.animate (--workdir=RUN | --pretrained=NAME) --out walk.mp4 \
         (--test_tuple I [--num_sources K] | --test_sources NAME,NAME | --sources a.jpg,b.jpg --keypoints kp.csv)
         [--sequence walk|turn|orbit|poses.csv|video.mp4] [--num_frames N] [--fps 8] [--batch_size 8]
         [--layout panel|generated] [--scale S] [--config=configs/x.py] [--step N]
 
+The model: a training run (`--workdir`) or a released model (`--pretrained`, docs/pretrained.md).
 Sources: the K images of the `--test_tuple` I (the evaluator's fixed tuples of K = `--num_sources`
 sources), named test records (`--test_sources`), or one's own photos with their keypoints
 (`--sources`, `--keypoints` as in `python -m rfgen_jax.tools.generate`; body-keypoint models only).
@@ -246,7 +247,8 @@ def animate(session, images, source_poses, target_poses, out: str, fps: float = 
 def main(argv: Sequence[str] | None = None) -> int:
   parser = argparse.ArgumentParser(prog="python -m rfgen_jax.tools.animate",
                                    description="Animate K source images along a pose sequence.")
-  parser.add_argument("--workdir", required=True, help="the training run's folder (with checkpoints/)")
+  parser.add_argument("--workdir", default=None, help="the training run's folder (with checkpoints/)")
+  parser.add_argument("--pretrained", default=None, help=generate_tool.PRETRAINED_HELP)
   parser.add_argument("--config", default=None, help="config spec; default: <workdir>/config.json")
   parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
   parser.add_argument("--out", required=True, help="output .mp4 (a .gif is written beside it) or .gif")
@@ -276,12 +278,13 @@ def main(argv: Sequence[str] | None = None) -> int:
   if not args.overwrite:
     for path in {args.out, os.path.splitext(args.out)[0] + ".gif"}:
       errors.check_output_free(path)
-  config = generate_tool.load_config(args.config, args.workdir)
-  session = session_lib.ModelSession(args.workdir, config, args.step, batch_size=args.batch_size)
+  config, release = generate_tool.load_model_config(args)
+  session = session_lib.ModelSession(args.workdir, config, args.step, batch_size=args.batch_size,
+                                     release=release)
   images, source_poses, base, names = load_sources(session, args)
   targets = pose_sequence(session, args, base)
-  print(f"Sources ({len(images)}): {', '.join(names)}; {len(targets)} target poses; checkpoint step "
-        f"{session.step}.", flush=True)
+  print(f"Sources ({len(images)}): {', '.join(names)}; {len(targets)} target poses; "
+        f"{session.description}.", flush=True)
   result = animate(session, images, source_poses, targets, args.out, args.fps, args.layout, args.scale)
   print(f"Generated {result['frames']} frames in {result['seconds']:.2f} s: {result['fps']:.1f} frames/s "
         f"after the first batch (compilation + first batch: {result['first_batch_s']:.2f} s).")

@@ -1,7 +1,10 @@
 r"""An interactive app on a trained checkpoint (Gradio): pick sources, edit a pose, generate, see inner maps.
 
-    python -m rfgen_jax.tools.app --workdir=RUN [--config=configs/x.py] [--step N] [--port 7860]
-        [--host 127.0.0.1] [--keypoints_python PATH] [--share]
+    python -m rfgen_jax.tools.app (--workdir=RUN | --pretrained=NAME) [--config=configs/x.py] [--step N]
+        [--port 7860] [--host 127.0.0.1] [--keypoints_python PATH] [--share]
+
+`--pretrained`: a released model (docs/pretrained.md) instead of a training run; its test set is the
+one its config names (the synthetic demo data are generated on first use).
 
 Needs `pip install -r requirements-app.txt` (gradio). In the page:
 
@@ -90,7 +93,8 @@ def launch(app: App, host: str = "127.0.0.1", port: int | None = None, share: bo
 def main(argv: Sequence[str] | None = None) -> int:
   parser = argparse.ArgumentParser(prog="python -m rfgen_jax.tools.app",
                                    description="Interactive app on a trained checkpoint.")
-  parser.add_argument("--workdir", required=True, help="the training run's folder (with checkpoints/)")
+  parser.add_argument("--workdir", default=None, help="the training run's folder (with checkpoints/)")
+  parser.add_argument("--pretrained", default=None, help=generate_tool.PRETRAINED_HELP)
   parser.add_argument("--config", default=None, help="config spec; default: <workdir>/config.json")
   parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
   parser.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0: all)")
@@ -108,13 +112,14 @@ def main(argv: Sequence[str] | None = None) -> int:
   except ImportError:
     raise errors.MissingDependencyError("The app needs gradio: pip install -r requirements-app.txt (README, "
                                         "\"Interactive app, animations and inner maps\").") from None
-  config = generate_tool.load_config(args.config, args.workdir)
-  session = session_lib.ModelSession(args.workdir, config, args.step, batch_size=1)
+  config, release = generate_tool.load_model_config(args)
+  session = session_lib.ModelSession(args.workdir, config, args.step, batch_size=1, release=release)
   app = App(session, args.keypoints_python or session_lib.default_keypoints_python())
   app.test_names()    # opens the test split now, so a missing data set is reported before serving
+  served = args.workdir if release is None else f"the released model {release.name}"
 
   def announce(url):
-    print(f"Serving {args.workdir} (step {session.step}) at {url}  (Ctrl+C stops it)", flush=True)
+    print(f"Serving {served} (step {session.step}) at {url}  (Ctrl+C stops it)", flush=True)
 
   try:
     launch(app, args.host, args.port, args.share, announce=announce)

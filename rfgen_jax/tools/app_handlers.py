@@ -191,8 +191,8 @@ class App:
     except ValueError as e:
       raise UserError(str(e)) from None
     image = self.display(session_lib.to_uint8(out["image"][0]))
-    return image, self.map_gallery(out), (f"Generated from K = {len(source_images)} source(s) with the "
-                                          f"checkpoint of step {self.session.step}.")
+    return image, self.map_gallery(out), (f"Generated from K = {len(source_images)} source(s) with "
+                                          f"{self.session.description}.")
 
   def display_factor(self) -> int:
     """The integer upscaling (nearest) of the generated image in the page."""

@@ -24,8 +24,9 @@ def build_ui(app: App):
   h, w = app.session.image_size
   levels = tuple(app.session.config.model.levels)
   with gr.Blocks(title="rfgen_jax") as demo:
+    release = f"released model {app.session.release.name}, " if app.session.release is not None else ""
     gr.Markdown(f"### Multi-source pose-guided generation: {app.session.config.data.name} model, "
-                f"step {app.session.step}, {h}x{w}, pose kind {kind}")
+                f"{release}step {app.session.step}, {h}x{w}, pose kind {kind}")
     with gr.Row():
       with gr.Column():
         mode = gr.Radio(["Test set", "Upload"] if kind == "keypoints" else ["Test set"], value="Test set",

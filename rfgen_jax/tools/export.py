@@ -1,7 +1,10 @@
 r"""Exports a trained generator with `jax.export` into one self-contained file.
 
-    python -m rfgen_jax.tools.export --workdir=RUN --out model.jaxexport \
+    python -m rfgen_jax.tools.export (--workdir=RUN | --pretrained=NAME) --out model.jaxexport \
         [--config=configs/market.py] [--step N] [--batch N] [--num_sources K] [--platforms cpu,cuda]
+
+The model: a training run's checkpoint (`--workdir`) or a released model (`--pretrained`, a name from
+`python -m rfgen_jax.tools.pretrained --list` or a release folder; docs/pretrained.md).
 
 What is exported: the generator's forward pass returning only the image,
 
@@ -112,15 +115,18 @@ def save_exported(path: str, exported, params, metadata: dict) -> None:
     f.write(buffer.getvalue())
 
 
-def export_run(config, workdir: str, out: str, step: int | None = None, batch: int | None = None,
+def export_run(config, workdir: str | None, out: str, step: int | None = None, batch: int | None = None,
                num_sources: int | None = None, platforms: Sequence[str] | None = None,
-               raw_params: bool = False) -> dict:
-  """Restores the run's generator (its EMA parameters unless `raw_params`) and writes `out`; returns
-  the metadata written."""
+               raw_params: bool = False, release=None) -> dict:
+  """Restores the run's generator (its EMA parameters unless `raw_params`), or takes a released model's
+  (`release`, a `rfgen_jax.runtime.pretrained.Release`), and writes `out`; returns the metadata written."""
   for name, value in (("--batch", batch), ("--num_sources", num_sources)):
     if value is not None and value < 1:
       raise errors.BadInputError(f"{name} must be >= 1 (or omitted for a symbolic size), got {value}.")
-  generator, params, step = inference.restore_generator(config, workdir, step, use_ema=not raw_params)
+  if release is not None:
+    generator, params, step = inference.released_generator(release)
+  else:
+    generator, params, step = inference.restore_generator(config, workdir, step, use_ema=not raw_params)
   image_size = tuple(int(s) for s in config.data.image_size)
   pose_channels = int(config.data.pose_channels)
   exported = export_generator(generator, params, image_size, pose_channels, batch, num_sources, platforms)
@@ -133,6 +139,7 @@ def export_run(config, workdir: str, out: str, step: int | None = None, batch: i
       "output": {"image": [b, h, w, 3], "range": [-1.0, 1.0]},
       "platforms": list(exported.platforms),
       "workdir": workdir,
+      "pretrained": release.name if release is not None else None,
       "step": step,
       "params": "raw" if raw_params else "ema",
       "config": json.loads(config.to_json_best_effort()),
@@ -145,7 +152,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
   """The command line (`main` adds the user-error handling)."""
   parser = argparse.ArgumentParser(prog="python -m rfgen_jax.tools.export",
                                    description="Export a trained generator with jax.export.")
-  parser.add_argument("--workdir", required=True, help="the training run's folder (with checkpoints/)")
+  parser.add_argument("--workdir", default=None, help="the training run's folder (with checkpoints/)")
+  parser.add_argument("--pretrained", default=None, help=generate.PRETRAINED_HELP)
   parser.add_argument("--config", default=None,
                       help="config spec, e.g. configs/market.py[:arg]; default: <workdir>/config.json")
   parser.add_argument("--out", required=True, help="file to write, e.g. model.jaxexport")
@@ -161,10 +169,10 @@ def _main(argv: Sequence[str] | None = None) -> int:
   args = parser.parse_args(argv)
   if not args.overwrite:
     errors.check_output_free(args.out)
-  config = generate.load_config(args.config, args.workdir)
+  config, release = generate.load_model_config(args)
   platforms = [p.strip() for p in args.platforms.split(",") if p.strip()] if args.platforms else None
   metadata = export_run(config, args.workdir, args.out, args.step, args.batch, args.num_sources,
-                        platforms, raw_params=args.raw_params)
+                        platforms, raw_params=args.raw_params, release=release)
   print(f"Wrote {args.out}: inputs {metadata['inputs']}, platforms {metadata['platforms']}.")
   return 0
 

@@ -1,8 +1,12 @@
 r"""Generates a person in a new pose from one's own photos with a trained model.
 
-    python -m rfgen_jax.tools.generate --workdir=RUN --sources a.jpg,b.jpg \
+    python -m rfgen_jax.tools.generate (--workdir=RUN | --pretrained=NAME) --sources a.jpg,b.jpg \
         --keypoints kp.json|annotations.csv --target_pose target.json|NAME --out out.png \
         [--config=configs/market.py] [--step N] [--target_size H,W] [--fit pad|stretch]
+
+The model: a training run's latest checkpoint (`--workdir`), or a released model (`--pretrained`: a
+name from `python -m rfgen_jax.tools.pretrained --list`, or a release folder; docs/pretrained.md),
+which needs no training; `--config`, `--step` and `--raw_params` apply to a run only.
 
 Inputs:
 - `--sources`: K >= 1 image files of one person (any K: the model is not tied to its training K).
@@ -19,7 +23,7 @@ Inputs:
   file or the sources, or the size of the first source image. The frame is mapped to the model's
   image size like the sources (see `--fit` and `rfgen_jax.inference`).
 - `--config`: the run's config spec (`configs/market.py[:arg]`); default: the run's own
-  `<workdir>/config.json`, which holds every override used in training.
+  `<workdir>/config.json`, which holds every override used in training (a release uses its own).
 
 Outputs: `--out` (the generated image, at the model's `data.image_size`) and beside it
 `<out stem>_grid.png`: the sources with their skeletons | the target skeleton | the generated image,
@@ -46,6 +50,7 @@ from rfgen_jax import inference
 from rfgen_jax import visualize
 from rfgen_jax.data import annotations
 from rfgen_jax.data import keypoints as keypoints_lib
+from rfgen_jax.runtime import pretrained
 
 
 @dataclasses.dataclass(frozen=True)
@@ -251,14 +256,50 @@ def load_config(config_spec: str | None, workdir: str) -> ml_collections.ConfigD
   return ml_collections.ConfigDict(saved)
 
 
-def run(config, workdir: str, sources: Sequence[str], keypoints: str, target_pose: str, out: str,
+PRETRAINED_HELP = ("a released model instead of --workdir: its name (python -m rfgen_jax.tools.pretrained "
+                   "--list) or its folder (docs/pretrained.md)")
+
+
+def load_model_config(args) -> tuple[ml_collections.ConfigDict, pretrained.Release | None]:
+  """The model a tool's flags name: exactly one of `--workdir` (a training run) and `--pretrained`.
+
+  Args:
+    args: parsed flags with `workdir`, `pretrained` and optionally `config`, `step`, `raw_params`.
+
+  Returns:
+    (config, release): a run's config (`load_config`) and None, or a verified release's config and the
+    `pretrained.Release` (its parameters are restored by `inference.released_generator`).
+
+  Raises:
+    errors.BadInputError: neither or both given, or a run-only flag with `--pretrained`; the release
+      errors of `pretrained.load_release` (an unknown name, a damaged file).
+  """
+  workdir, name = getattr(args, "workdir", None), getattr(args, "pretrained", None)
+  if bool(workdir) == bool(name):
+    raise errors.BadInputError(
+        ("--workdir and --pretrained both name a model; pass one of them" if workdir else
+         "No model given: pass --workdir=RUN (a training run's folder) or --pretrained=NAME (a released "
+         "model, listed by `python -m rfgen_jax.tools.pretrained --list`)") + ".")
+  if name:
+    for flag, value in (("--config", getattr(args, "config", None)), ("--step", getattr(args, "step", None)),
+                        ("--raw_params", getattr(args, "raw_params", False))):
+      if value not in (None, False):
+        raise errors.BadInputError(
+            f"{flag} applies to --workdir only: the release --pretrained={name} holds one set of "
+            f"parameters (the EMA of its last step) and its own config.json; leave {flag} out.")
+    release = pretrained.load_release(name)
+    return release.config, release
+  return load_config(args.config, workdir), None
+
+
+def run(config, workdir: str | None, sources: Sequence[str], keypoints: str, target_pose: str, out: str,
         step: int | None = None, target_name: str | None = None,
         target_size: tuple[int, int] | None = None, fit: str = "pad",
-        raw_params: bool = False) -> dict[str, str]:
+        raw_params: bool = False, release: pretrained.Release | None = None) -> dict[str, str]:
   """Generates one image; see the module docstring for the arguments. Returns {"image", "grid"} paths.
 
   The generator's EMA parameters are used (train.ema_decay), its raw ones with `raw_params`
-  (`--raw_params`)."""
+  (`--raw_params`); with `release` (`pretrained.load_release`), the release's instead of `workdir`'s."""
   sources = [s for s in sources if s]
   if not sources:
     raise errors.BadInputError("No source images given (K = 0): pass --sources a.jpg[,b.jpg,...].")
@@ -273,7 +314,10 @@ def run(config, workdir: str, sources: Sequence[str], keypoints: str, target_pos
   inputs = inference.prepare_inputs(
       config, images, source_kps, entry.keypoints, target_size=frame,
       names=[os.path.basename(s) for s in sources], target_name=f"target pose {entry.name!r}", fit=fit)
-  generator, params = inference.load_generator(config, workdir, step, use_ema=not raw_params)
+  if release is not None:
+    generator, params, _ = inference.released_generator(release)
+  else:
+    generator, params = inference.load_generator(config, workdir, step, use_ema=not raw_params)
   generated = inference.generate(generator, params, inputs)
   image = np.clip(np.round((generated[0] + 1.0) * 127.5), 0, 255).astype(np.uint8)
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
@@ -289,7 +333,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser = argparse.ArgumentParser(
       prog="python -m rfgen_jax.tools.generate",
       description="Generate the person of K source photos in a target pose with a trained model.")
-  parser.add_argument("--workdir", required=True, help="the training run's folder (with checkpoints/)")
+  parser.add_argument("--workdir", default=None, help="the training run's folder (with checkpoints/)")
+  parser.add_argument("--pretrained", default=None, help=PRETRAINED_HELP)
   parser.add_argument("--config", default=None,
                       help="config spec, e.g. configs/market.py[:arg]; default: <workdir>/config.json")
   parser.add_argument("--sources", required=True, help="comma-separated source image files")
@@ -309,10 +354,10 @@ def main(argv: Sequence[str] | None = None) -> int:
   if not args.overwrite:
     errors.check_output_free(args.out)
     errors.check_output_free(grid_path(args.out))
-  config = load_config(args.config, args.workdir)
+  config, release = load_model_config(args)
   run(config, args.workdir, args.sources.split(","), args.keypoints, args.target_pose, args.out,
       step=args.step, target_name=args.target_name, target_size=parse_size(args.target_size),
-      fit=args.fit, raw_params=args.raw_params)
+      fit=args.fit, raw_params=args.raw_params, release=release)
   return 0
 
 

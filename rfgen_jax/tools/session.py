@@ -1,7 +1,8 @@
 """A trained generator and its test set, for the app (`tools/app.py`) and the animator (`tools/animate.py`).
 
 `ModelSession(workdir)` restores the generator of a training run (`rfgen_jax.inference.restore_generator`,
-config from `<workdir>/config.json` unless one is given), opens its test split lazily and answers:
+config from `<workdir>/config.json` unless one is given), or with `release=` takes a released model's
+(`rfgen_jax.runtime.pretrained.load_release`, `--pretrained=NAME`), opens its test split lazily and answers:
 
 - `test_names()`, `test_example(name)`: a test record as (image uint8 (H, W, 3), pose), where the pose
   is (J, 2) (y, x) keypoints / landmarks at the model's size, or a camera pose vector;
@@ -35,10 +36,20 @@ class ModelSession:
   config given), `inference.NoCheckpointError`, `checkpointing.IncompatibleCheckpointError`, ValueError.
   """
 
-  def __init__(self, workdir: str, config=None, step: int | None = None, batch_size: int = 8):
+  def __init__(self, workdir: str | None, config=None, step: int | None = None, batch_size: int = 8,
+               release=None):
+    """`workdir`: a training run (its latest checkpoint, or `step`); `release`: a
+    `pretrained.Release` instead (then `workdir` is None and `config` defaults to the release's)."""
     self.workdir = workdir
-    self.config = config if config is not None else generate_tool.load_config(None, workdir)
-    self.generator, self.params, self.step = inference.restore_generator(self.config, workdir, step)
+    self.release = release
+    if release is not None:
+      self.config = config if config is not None else release.config
+      self.generator, self.params, self.step = inference.released_generator(release)
+      self.description = f"the released model {release.name} (step {self.step})"
+    else:
+      self.config = config if config is not None else generate_tool.load_config(None, workdir)
+      self.generator, self.params, self.step = inference.restore_generator(self.config, workdir, step)
+      self.description = f"the checkpoint of step {self.step}"
     self.image_size = tuple(int(s) for s in self.config.data.image_size)
     self.pose_kind = pipeline.pose_kind(self.config)
     self.batch_size = int(batch_size)
