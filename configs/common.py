@@ -211,6 +211,8 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.losses.warmup_keypoint_flow = 0.0   # stage 1 weight
   c.losses.keypoint_flow = 0.0          # stage 2 weight
   c.losses.keypoint_flow_limb_fractions = (0.25, 0.5, 0.75)
+  c.losses.keypoint_flow_form = "points"  # points: the flow at the correspondences | dense: at every level
+                                          # position near the person, against the thin-plate spline through them
   # Per-level weights (aligned with model.levels) multiplying L_cor and L_reg of each level before the
   # sum, in both stages. GFLA has one flow level on Market-1501 (H/4, weight 1) and two on DeepFashion
   # (H/8, H/4: total 2); our three levels split GFLA's total equally (docs/protocol.md).

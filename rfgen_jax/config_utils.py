@@ -60,10 +60,11 @@ def _flat_keys(tree: dict, prefix: str = "") -> list[str]:
   return keys
 
 
-# Keys that only say how a run starts or continues, never what its checkpoint holds or how it is read: a
-# config.json written before one of them existed is still read (its absence is not reported). A key joins
-# this list only if reading a saved run or a released model never looks at it.
-READING_IRRELEVANT_KEYS = ("train.init_from",)
+# Keys that only say how a run trains (how it starts, a loss), never what its checkpoint holds or how it is
+# read: a config.json written before one of them existed is still read, the key filled with its default
+# (`with_reading_irrelevant_defaults`). A key joins this list only if reading a saved run or a released
+# model never depends on it.
+READING_IRRELEVANT_KEYS = ("train.init_from", "losses.keypoint_flow_form")
 
 
 def keys_missing_from(saved: dict) -> list[str]:
@@ -77,6 +78,18 @@ def keys_missing_from(saved: dict) -> list[str]:
   have = set(_flat_keys(saved))
   return sorted(k for k in _flat_keys(common.get_base_config().to_dict())
                 if k not in have and k not in READING_IRRELEVANT_KEYS)
+
+
+def with_reading_irrelevant_defaults(saved: dict) -> dict:
+  """A copy of a saved config (nested dicts) with the READING_IRRELEVANT_KEYS it lacks set to their defaults."""
+  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "common.py")
+  base = _exec_module(path, "_rfgen_config_common").get_base_config()
+  saved = json.loads(json.dumps(saved))
+  for key in READING_IRRELEVANT_KEYS:
+    section, name = key.split(".")
+    if name in base[section]:
+      saved.setdefault(section, {}).setdefault(name, base[section][name])
+  return saved
 
 
 def differing_shape_keys(saved: dict, config: ml_collections.ConfigDict) -> list[str]:

@@ -102,6 +102,7 @@ def test_parse_arg():
     ("model.levels", (2, 4, 8), "model.levels"),
     ("losses.affine_kernel_sizes", (3,), "losses.affine_kernel_sizes"),
     ("losses.gan", "wgan", "losses.gan"),
+    ("losses.keypoint_flow_form", "tps", r"losses.keypoint_flow_form='tps'; accepted: \('points', 'dense'\)"),
     ("model.dtype", "float16", "model.dtype"),
     ("train.flow_warmup_steps", 10**9, "flow_warmup_steps"),
 ])
@@ -148,5 +149,12 @@ def test_keys_that_do_not_change_reading_a_run_are_not_reported_missing():
     section, name = key.split(".")
     saved[section].pop(name, None)
   assert config_utils.keys_missing_from(saved) == []
+  completed = config_utils.with_reading_irrelevant_defaults(saved)
+  base = common.get_base_config()
+  for key in config_utils.READING_IRRELEVANT_KEYS:
+    section, name = key.split(".")
+    if name not in base[section]:
+      continue
+    assert completed[section][name] == base[section][name] and name not in saved[section]
   del saved["model"]["init"]
   assert config_utils.keys_missing_from(saved) == ["model.init"]

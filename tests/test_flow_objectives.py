@@ -216,3 +216,54 @@ def test_flow_report_states_the_share_of_the_keypoint_reference_gain():
   assert "L1 0.1000 (-50.0% vs as is)" in text and "7.00 px" in text
   assert "reaches 50% of the reference's gain, with the residual 80%" in text
   assert "reference" not in flow_report.table({k: v for k, v in values.items() if "reference" not in k}, 1, (2,))
+
+
+def test_thin_plate_spline_matches_scipy_with_absent_points():
+  """losses.keypoint_flow.thin_plate_spline (float32, scaled coordinates, absent points dropped) against
+  scipy.interpolate.RBFInterpolator(kernel="thin_plate_spline") in float64 on the present points."""
+  from scipy.interpolate import RBFInterpolator   # pylint: disable=g-import-not-at-top
+  from rfgen_jax.losses import keypoint_flow       # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(7)
+  points = rng.uniform(0, 64, (30, 2))
+  values = rng.normal(size=(30, 2)) * 5
+  present = np.ones(30, bool)
+  present[[3, 7, 20]] = False
+  queries = rng.uniform(0, 64, (200, 2))
+  for smoothing in (0.0, 1.0):
+    expected = RBFInterpolator(points[present], values[present], kernel="thin_plate_spline",
+                               smoothing=smoothing)(queries)
+    got = keypoint_flow.thin_plate_spline(jnp.asarray(points), jnp.asarray(values), jnp.asarray(present),
+                                          jnp.asarray(queries), smoothing)
+    np.testing.assert_allclose(np.asarray(got), expected, atol=5e-3)
+  two = np.zeros(30, bool)
+  two[:2] = True                   # too few points: finite (the loss weights such pairs 0)
+  assert np.all(np.isfinite(np.asarray(keypoint_flow.thin_plate_spline(
+      jnp.asarray(points), jnp.asarray(values), jnp.asarray(two), jnp.asarray(queries), 1.0))))
+
+
+def test_dense_keypoint_flow_loss_is_zero_at_the_spline_and_positive_elsewhere():
+  """The dense form (losses.keypoint_flow_form = "dense") against the evaluation's reference flow
+  (scipy's spline, rfgen_jax/evaluation/keypoint_reference_flow.py) read at the level's pixel centres and
+  divided by the level's factor: near 0 there, the mean displacement's size at zero flow, finite gradients,
+  and 0 without common points."""
+  from rfgen_jax.evaluation import keypoint_reference_flow as ref   # pylint: disable=g-import-not-at-top
+  from rfgen_jax.losses import keypoint_flow                          # pylint: disable=g-import-not-at-top
+  h, w, level = 64, 32, 4
+  rng = np.random.default_rng(8)
+  target = np.stack([rng.uniform(8, 56, 18), rng.uniform(6, 26, 18)], -1).astype(np.float32)
+  source = (target + rng.normal(size=(18, 2)) * 2.0 + np.array([3.0, -2.0])).astype(np.float32)
+  src, tgt = source[None, None], target[None]
+  image_flow = ref.keypoint_reference_flows(src, tgt, (h, w))[0, 0]                  # (H, W, 2) image px
+  centres = (np.arange(h // level) * level + 0.5 * (level - 1), np.arange(w // level) * level + 0.5 * (level - 1))
+  from scipy.interpolate import RegularGridInterpolator   # pylint: disable=g-import-not-at-top
+  read = RegularGridInterpolator((np.arange(h), np.arange(w)), image_flow)
+  grid = np.stack(np.meshgrid(*centres, indexing="ij"), -1)
+  level_flow = (read(grid.reshape(-1, 2)).reshape(h // level, w // level, 2) / level)[None, None]
+  loss = lambda f: float(keypoint_flow.dense_keypoint_flow_loss(jnp.asarray(f, jnp.float32), src, tgt, level, h))
+  assert loss(level_flow) < 0.03     # level px: bilinear reading of the image-size flow between pixels
+  assert loss(np.zeros_like(level_flow)) > 0.5
+  grad = jax.grad(lambda f: keypoint_flow.dense_keypoint_flow_loss(f, src, tgt, level, h))(jnp.zeros_like(level_flow))
+  assert np.all(np.isfinite(np.asarray(grad))) and float(jnp.abs(grad).sum()) > 0
+  missing = np.full_like(src, -1.0)
+  assert loss(np.zeros_like(level_flow)) > 0 and float(
+      keypoint_flow.dense_keypoint_flow_loss(jnp.zeros_like(level_flow), missing, tgt, level, h)) == 0.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rfgen_jax import errors
 from rfgen_jax.losses.adversarial import GAN_KINDS
 from rfgen_jax.losses.flow import SAMPLINGS
+from rfgen_jax.losses.keypoint_flow import FORMS as KEYPOINT_FLOW_FORMS
 
 # Keys holding one entry per fusion level (model.levels, coarse to fine).
 PER_LEVEL_KEYS = ("affine_kernel_sizes", "correctness_layers", "correctness_level_weights",
@@ -32,6 +33,9 @@ def validate_losses_config(config, num_levels: int, pose_kind: str) -> None:
   if c.correctness_sampling not in SAMPLINGS:
     raise errors.BadInputError(f"--config.losses.correctness_sampling={c.correctness_sampling!r}; "
                                f"accepted: {SAMPLINGS}.")
+  if c.keypoint_flow_form not in KEYPOINT_FLOW_FORMS:
+    raise errors.BadInputError(f"--config.losses.keypoint_flow_form={c.keypoint_flow_form!r}; accepted: "
+                               f"{KEYPOINT_FLOW_FORMS}.")
   keypoint_flow = {k: c[k] for k in ("warmup_keypoint_flow", "keypoint_flow") if c[k]}
   if keypoint_flow and pose_kind != "keypoints":
     key, value = next(iter(keypoint_flow.items()))

@@ -87,3 +87,88 @@ def keypoint_flow_loss(flow: jax.Array, source_keypoints: jax.Array, target_keyp
   err = jnp.sqrt(jnp.sum(jnp.square(predicted - src_lvl), axis=-1) + 1e-6)             # (B, K, N)
   valid = (src_ok & tgt_ok[:, None]).astype(jnp.float32)
   return jnp.sum(err * valid) / jnp.maximum(jnp.sum(valid), 1.0)
+
+
+# ------------------------------------------------------------------------------------------ dense form
+# `losses.keypoint_flow_form = "dense"`: the flow is compared at every position of the level near the person
+# with the smoothest dense flow through the correspondences (a thin-plate spline, as
+# `rfgen_jax/evaluation/keypoint_reference_flow.py` measures with), instead of at the correspondences only.
+FORMS = ("points", "dense")
+TPS_SMOOTHING_PX2 = 1.0          # as the evaluation's reference: keypoints are rounded to whole pixels
+DENSE_RADIUS_OF_HEIGHT = 1 / 12  # the region: level positions within H/12 image pixels of a target point
+
+
+def _tps_kernel(d2: jax.Array) -> jax.Array:
+  """r^2 log r of squared distances (0 at 0)."""
+  return jnp.where(d2 > 0, 0.5 * d2 * jnp.log(jnp.maximum(d2, 1e-12)), 0.0)
+
+
+def thin_plate_spline(points: jax.Array, values: jax.Array, present: jax.Array, queries: jax.Array,
+                      smoothing: float) -> jax.Array:
+  """Thin-plate spline through `values` at the present `points`, read at `queries`.
+
+  The same interpolant as `scipy.interpolate.RBFInterpolator(kernel="thin_plate_spline")` (kernel r^2 log r,
+  a degree-1 polynomial), in float32 on coordinates divided by `scale` for conditioning. Absent points
+  drop out of the system; with fewer than 3 present points the polynomial block is regularised so that
+  the solve stays finite (the callers weight such pairs 0).
+
+  Args:
+    points: (N, 2) coordinates; values: (N, C); present: (N,) bool; queries: (M, 2) coordinates.
+    smoothing: in squared coordinate units (as scipy's `smoothing`).
+  Returns:
+    (M, C) float32.
+  """
+  points = points.astype(jnp.float32)
+  on = present.astype(jnp.float32)
+  center = jnp.sum(points * on[:, None], 0) / jnp.maximum(jnp.sum(on), 1.0)
+  scale = jnp.maximum(jnp.sqrt(jnp.sum(jnp.square(points - center) * on[:, None]) / jnp.maximum(jnp.sum(on), 1.0)), 1.0)
+  p = (points - center) / scale
+  q = (queries.astype(jnp.float32) - center) / scale
+  n = p.shape[0]
+  # r^2 log r in scaled units = (r_px^2 log r_px) / scale^2 - r_px^2 log(scale) / scale^2; the second term
+  # is absorbed by the polynomial, so smoothing in scaled units is smoothing_px / scale^2.
+  a = _tps_kernel(jnp.sum(jnp.square(p[:, None] - p[None]), -1)) * on[:, None] * on[None]
+  a = a + jnp.diag(on * smoothing / jnp.square(scale) + (1.0 - on))
+  poly = jnp.concatenate([jnp.ones((n, 1)), p], 1) * on[:, None]                       # (N, 3)
+  enough = jnp.sum(on) >= 3
+  corner = jnp.where(enough, -1e-7, 1.0) * jnp.eye(3)
+  system = jnp.block([[a, poly], [poly.T, corner]])
+  rhs = jnp.concatenate([values.astype(jnp.float32) * on[:, None], jnp.zeros((3, values.shape[1]))], 0)
+  coef = jnp.linalg.solve(system, rhs)
+  kq = _tps_kernel(jnp.sum(jnp.square(q[:, None] - p[None]), -1)) * on[None]            # (M, N)
+  return kq @ coef[:n] + jnp.concatenate([jnp.ones((q.shape[0], 1)), q], 1) @ coef[n:]
+
+
+def dense_keypoint_flow_loss(flow: jax.Array, source_keypoints: jax.Array, target_keypoints: jax.Array,
+                             level: int, image_height: int,
+                             limb_fractions: Sequence[float] = DEFAULT_LIMB_FRACTIONS) -> jax.Array:
+  """Mean end-point error, pixels of the level, against the thin-plate spline through the correspondences.
+
+  At every level position whose centre lies within `image_height * DENSE_RADIUS_OF_HEIGHT` image pixels of a
+  target correspondence point, the flow is compared with the spline's displacement there (image pixels
+  divided by the level's factor). Pairs with fewer than 4 common points count 0.
+
+  Args: as `keypoint_flow_loss`, plus `image_height` (H, image pixels).
+  Returns:
+    float32 scalar; 0 when no position is valid.
+  """
+  b, k, h, w, _ = flow.shape
+  src_pts, src_ok = correspondence_points(source_keypoints, limb_fractions)          # (B, K, N, 2)
+  tgt_pts, tgt_ok = correspondence_points(target_keypoints, limb_fractions)          # (B, N, 2)
+  ys, xs = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32), indexing="ij")
+  centres = jnp.stack([ys, xs], -1).reshape(-1, 2) * level + 0.5 * (level - 1)      # image px (y, x)
+
+  def one_pair(tgt, src, common):
+    displacement = jax.lax.stop_gradient(
+        thin_plate_spline(tgt, src - tgt, common, centres, TPS_SMOOTHING_PX2))     # (M, 2) (y, x)
+    d2 = jnp.sum(jnp.square(centres[:, None] - tgt[None]), -1)
+    near = jnp.min(jnp.where(common[None], d2, jnp.inf), 1) <= (image_height * DENSE_RADIUS_OF_HEIGHT) ** 2
+    weight = near.astype(jnp.float32) * (jnp.sum(common) >= 4)
+    return displacement[:, ::-1] / float(level), weight                               # (x, y) level px
+
+  common = src_ok & tgt_ok[:, None]
+  expected, weight = jax.vmap(jax.vmap(one_pair, in_axes=(None, 0, 0)), in_axes=(0, 0, 0))(
+      tgt_pts, src_pts, common)                                                      # (B, K, M, 2), (B, K, M)
+  f = flow.astype(jnp.float32).reshape(b, k, h * w, 2)
+  err = jnp.sqrt(jnp.sum(jnp.square(f - expected), -1) + 1e-6)
+  return jnp.sum(err * weight) / jnp.maximum(jnp.sum(weight), 1.0)

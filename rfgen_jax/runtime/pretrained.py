@@ -230,7 +230,7 @@ def complete_config(saved: dict, source: str = "config.json") -> ml_collections.
   files write them.
   """
   missing = config_utils.keys_missing_from(saved)
-  saved = json.loads(json.dumps(saved))
+  saved = config_utils.with_reading_irrelevant_defaults(saved)
   if missing:
     base = _base_config_dict()
     for key in missing:

@@ -253,7 +253,7 @@ def load_config(config_spec: str | None, workdir: str) -> ml_collections.ConfigD
         f"reads ({', '.join(missing[:8])}{', ...' if len(missing) > 8 else ''}), and their defaults may not "
         "be what the run was trained with. Retrain with this version, or add the keys to the file with "
         "the values the run used (docs/protocol.md lists the earlier behaviour of each new switch).")
-  return ml_collections.ConfigDict(saved)
+  return ml_collections.ConfigDict(config_utils.with_reading_irrelevant_defaults(saved))
 
 
 PRETRAINED_HELP = ("a released model instead of --workdir: its name (python -m rfgen_jax.tools.pretrained "

@@ -64,7 +64,8 @@ def _split_k(x, k):
 
 
 def keypoint_flow_losses(config, flows, batch, levels):
-  """The keypoint-correspondence flow loss (rfgen_jax/losses/keypoint_flow.py), weighted per fusion level
+  """The keypoint-correspondence flow loss (rfgen_jax/losses/keypoint_flow.py; its points or its dense form,
+  losses.keypoint_flow_form), weighted per fusion level
   with losses.correctness_level_weights and summed; 0 when the loss is off (no keypoints in the batch).
 
   Args: flows per level coarse to fine (B, K, h, w, 2), the batch (with `*_keypoints`), and the levels'
@@ -72,10 +73,15 @@ def keypoint_flow_losses(config, flows, batch, levels):
   if not uses_keypoint_flow(config):
     return jnp.zeros((), jnp.float32)
   total = jnp.zeros((), jnp.float32)
+  fractions = tuple(config.losses.keypoint_flow_limb_fractions)
   for flow, level, weight in zip(flows, levels, config.losses.correctness_level_weights):
-    total = total + float(weight) * losses_lib.keypoint_flow_loss(
-        flow, batch["source_keypoints"], batch["target_keypoints"], int(level),
-        tuple(config.losses.keypoint_flow_limb_fractions))
+    if config.losses.keypoint_flow_form == "dense":
+      term = losses_lib.dense_keypoint_flow_loss(flow, batch["source_keypoints"], batch["target_keypoints"],
+                                                 int(level), int(config.data.image_size[0]), fractions)
+    else:
+      term = losses_lib.keypoint_flow_loss(flow, batch["source_keypoints"], batch["target_keypoints"],
+                                           int(level), fractions)
+    total = total + float(weight) * term
   return total
 
 
