@@ -243,6 +243,11 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.train.ema_decay = 0.999         # EMA of the generator's parameters (ramped: min(d, (1+t)/(10+t)));
                                     # 0 = EMA equals the raw params; docs/scaling.md, "EMA of the generator"
   c.train.eval_at_end = True
+  c.train.init_from = ""            # "" = from scratch; else start from existing weights (parameters only:
+                                    # fresh optimizer states, step 0): a released model's name or folder
+                                    # (python -m rfgen_jax.tools.pretrained --list), a run's workdir (its
+                                    # latest checkpoint) or RUN/checkpoints/STEP. Ignored once the workdir
+                                    # holds a checkpoint (the run resumes); docs/training.md, "Fine-tuning"
 
   # ---------------------------------------------------------------- checkpoint
   c.checkpoint = ml_collections.ConfigDict()

@@ -3,6 +3,10 @@ the exponential moving average (EMA) of the generator's parameters, and the step
 
 The flow warm-up (stage 1) has its own Adam state over `params["flow_estimator"]` only; stage 2 starts a
 fresh Adam over the whole generator, as when the paper's two stages are separate runs.
+
+A run starts from drawn parameters, or from given ones (`train.init_from`, rfgen_jax/train/init_from.py:
+the generator's, and the discriminator's when the source has one of this shape); either way the
+optimizer states are fresh and the step is 0.
 """
 from __future__ import annotations
 
@@ -64,12 +68,20 @@ def dummy_inputs(config, batch_size: int, num_sources: int):
           jnp.zeros((batch_size, h, w, p), jnp.float32))
 
 
-def init_state(config, rng: jax.Array, generator, discriminator) -> TrainState:
+def init_state(config, rng: jax.Array, generator, discriminator, gen_params=None,
+               disc_variables=None) -> TrainState:
   """Initialises every variable. Pure: call under `jax.jit(..., out_shardings=...)`, as `create_state`.
 
   Args:
     config: experiment config.
     rng: a raw threefry key, `jax.random.PRNGKey(train.seed)` (uint32[2]).
+    gen_params: None (drawn), or the generator's parameters to start from (a pytree of float32 arrays
+      shaped like `abstract_state(...).gen_params`); the EMA starts equal to them.
+    disc_variables: None (drawn), or {"params", "batch_stats"} of the discriminator, shaped like the
+      state's `disc_params` and `disc_stats`. A drawn discriminator is the same whether or not the
+      generator's parameters are given (its key does not depend on them).
+  The optimizer states are always fresh (Adam's moments are zeros of the parameters' shapes) and the
+  step is 0.
   """
   flow_tx, gen_tx, disc_tx = make_optimizers(config)
   # Parameters are drawn with the RngBitGenerator PRNG: its init compiles ~3x faster on CPU than
@@ -77,8 +89,9 @@ def init_state(config, rng: jax.Array, generator, discriminator) -> TrainState:
   init_key = jax.random.wrap_key_data(jnp.concatenate([rng, rng]).astype(jnp.uint32), impl="rbg")
   gen_rng, disc_rng = jax.random.split(init_key)
   sources, source_poses, target_pose = dummy_inputs(config, 1, config.data.num_sources)
-  gen_params = generator.init(gen_rng, sources, source_poses, target_pose)["params"]
-  disc_vars = discriminator.init(disc_rng, sources[:, 0])
+  if gen_params is None:
+    gen_params = generator.init(gen_rng, sources, source_poses, target_pose)["params"]
+  disc_vars = disc_variables if disc_variables is not None else discriminator.init(disc_rng, sources[:, 0])
   disc_params = disc_vars["params"]
   disc_stats = disc_vars.get("batch_stats", {})
   return TrainState(
@@ -128,10 +141,15 @@ def abstract_state(config, generator, discriminator) -> TrainState:
       program_config(config), jax.random.PRNGKey(0), generator, discriminator)
 
 
-def create_state(config, rng: jax.Array, generator, discriminator, state_sharding=None) -> TrainState:
+def create_state(config, rng: jax.Array, generator, discriminator, state_sharding=None, *,
+                 gen_params=None, disc_variables=None) -> TrainState:
   """`init_state` under `jax.jit`, each leaf created on the devices with its `state_sharding` (a pytree of
   shardings like `abstract_state`'s; None: placed as jit places it, on the default device).
-  `rng`: `jax.random.PRNGKey(train.seed)`."""
+  `rng`: `jax.random.PRNGKey(train.seed)`. `gen_params`, `disc_variables`: given variables to start from
+  instead of drawn ones (`init_state`; rfgen_jax/train/init_from.py loads them)."""
   shardings = {} if state_sharding is None else {"out_shardings": state_sharding}
+  # Only given variables are passed: a call without them is the one `abstract_state` traced.
+  given = {name: value for name, value in (("gen_params", gen_params), ("disc_variables", disc_variables))
+           if value is not None}
   return jax.jit(init_state, static_argnums=(0, 2, 3), **shardings)(
-      program_config(config), rng, generator, discriminator)
+      program_config(config), rng, generator, discriminator, **given)

@@ -32,7 +32,7 @@ from rfgen_jax import data, inference, models, multihost, visualize
 from rfgen_jax.nets import vgg19
 from rfgen_jax.train import preemption, progress as progress_lib
 from rfgen_jax.runtime import checkpointing, sharding, state as state_lib
-from rfgen_jax.train import flow_scalars, steps
+from rfgen_jax.train import flow_scalars, init_from, steps
 
 _MAX_IN_FLIGHT = 2   # steps dispatched but not finished: enough to hide the host's per-step work
 
@@ -118,8 +118,14 @@ class Trainer:
     self.state_sharding = jax.tree.map(lambda _: self.replicated, abstract)
     self.checkpointer = checkpointing.Checkpointer(workdir, config)
     latest = self.checkpointer.latest_step()
+    initial = None        # the variables of train.init_from (init_from.py), for a run that has no checkpoint
     if latest is not None:
       self.checkpointer.check_compatible(latest, config)
+      if config.train.init_from:
+        logging.info("train.init_from=%s is ignored: the workdir holds a checkpoint (step %d), which the run "
+                     "resumes from.", config.train.init_from, latest)
+    elif config.train.init_from:
+      initial = init_from.load(config, abstract, self.replicated)
 
     # ------------------------------------------------------------ input
     self.train_iter = data.create_train_iterator(config)   # this process's rows of each global batch
@@ -129,9 +135,11 @@ class Trainer:
       target = checkpointing.abstract_with_sharding(abstract, self.state_sharding)
       self.state = self.checkpointer.restore(latest, target, config, self.train_iter)
       logging.info("Resuming from step %d.", latest)
-    else:
+    else:   # drawn, or the given variables of train.init_from with fresh optimizer states, at step 0
+      given = {} if initial is None else {"gen_params": initial.gen_params,
+                                          "disc_variables": initial.disc_variables}
       self.state = state_lib.create_state(config, jax.random.PRNGKey(config.train.seed), self.generator,
-                                          self.discriminator, self.state_sharding)
+                                          self.discriminator, self.state_sharding, **given)
     self.last_saved = latest
 
     # ------------------------------------------------------------ outputs (the run has started)
