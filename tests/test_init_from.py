@@ -215,3 +215,11 @@ def test_fine_tuning_starts_from_the_released_demo_model_by_name():
   initial = init_from.load(config, abstract, jax.sharding.SingleDeviceSharding(jax.devices()[0]))
   assert initial.disc_variables is None
   assert_trees_equal(jax.device_get(initial.gen_params), pretrained.load_release(name).params)
+  # configs/vtest.py builds the demo's shapes (SHAPE_KEYS agree) but not its switches, one of which adds
+  # norm layers: refused, naming the parameters and the switches.
+  vtest = config_utils.load_config(os.path.join(ROOT, "configs/vtest.py"))
+  vtest.train.init_from = name
+  abstract = state_lib.abstract_state(vtest, models.build_generator(vtest), models.build_discriminator(vtest))
+  with pytest.raises(errors.BadInputError, match=r"other shapes .*/norm/.*model switches differ: .*"
+                                                 r"model\.jump_norm: source=True now=False"):
+    init_from.load(vtest, abstract, jax.sharding.SingleDeviceSharding(jax.devices()[0]))

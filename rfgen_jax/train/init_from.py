@@ -111,11 +111,11 @@ def _from_run(config, spec: str, directory: str, step: int | None, abstract_stat
                                     f"{directory}; available steps: {steps}.")
     where = f"{directory}/{step}"
     saved = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
-    _check_generator_config(spec, where, saved, config)
+    switches = _check_generator_config(spec, where, saved, config)
     tree = manager.item_metadata(step)["state"]
     tree = getattr(tree, "tree", tree)
     name = "ema_params" if "ema_params" in tree else "gen_params"   # no EMA before train.ema_decay existed
-    _check_shapes(spec, where, abstract_state.gen_params, tree[name])
+    _check_shapes(spec, where, abstract_state.gen_params, tree[name], switches)
     item = {name: abstract_state.gen_params}
     disc_matches = not (_shape_differences(abstract_state.disc_params, tree["disc_params"]) or
                         _shape_differences(abstract_state.disc_stats, tree.get("disc_stats", {})))
@@ -151,17 +151,17 @@ def _from_release(config, spec: str, abstract_state, sharding) -> Initial:
         "RUN/checkpoints/STEP) nor a released model (available: "
         f"{', '.join(pretrained.available()) or 'none'}; python -m rfgen_jax.tools.pretrained --list).") from None
   where = f"the released model {release.name} ({release.directory})"
-  _check_generator_config(spec, where, json.loads(release.config.to_json_best_effort()), config)
-  _check_shapes(spec, where, abstract_state.gen_params, release.params)
+  switches = _check_generator_config(spec, where, json.loads(release.config.to_json_best_effort()), config)
+  _check_shapes(spec, where, abstract_state.gen_params, release.params, switches)
   params = jax.tree.map(lambda a, x: jax.device_put(np.asarray(x, a.dtype), sharding),
                         abstract_state.gen_params, release.params)
   return Initial(params, None, f"{where}: its generator's parameters and a new discriminator")
 
 
 # ------------------------------------------------------------------------------------------ checks
-def _check_generator_config(spec: str, where: str, saved: dict, config) -> None:
+def _check_generator_config(spec: str, where: str, saved: dict, config) -> list[str]:
   """Refuses a source whose config differs in a key that shapes the generator; warns about model
-  switches that change what the same parameters compute."""
+  switches that change what the same parameters compute, and returns them ("key: source=... now=...")."""
   differences = [d for d in config_utils.differing_shape_keys(saved, config)
                  if not d.startswith(_DISCRIMINATOR_KEYS)]
   if differences:
@@ -177,6 +177,7 @@ def _check_generator_config(spec: str, where: str, saved: dict, config) -> None:
   if switches:
     logging.warning("train.init_from: %s was trained with other model switches, which change what its "
                     "parameters compute: %s.", where, "; ".join(switches))
+  return switches
 
 
 def _shapes(tree) -> dict[str, tuple]:
@@ -192,10 +193,13 @@ def _shape_differences(expected, found) -> list[str]:
           for path in sorted(set(want) | set(have)) if want.get(path) != have.get(path)]
 
 
-def _check_shapes(spec: str, where: str, expected, found) -> None:
+def _check_shapes(spec: str, where: str, expected, found, switches: list[str]) -> None:
+  """Refuses a source whose generator parameters (`found`) are not shaped like this config's (`expected`);
+  `switches`, the model switches that differ, are named as the likely cause (some add layers: jump_norm)."""
   differences = _shape_differences(expected, found)
   if differences:
+    cause = f"; its model switches differ: {'; '.join(switches)}" if switches else ""
     raise errors.BadInputError(
         f"--config.train.init_from={spec}: the generator of {where} has parameters of other shapes than "
         f"this config's ({len(differences)}: {'; '.join(differences[:4])}"
-        f"{'; ...' if len(differences) > 4 else ''}). Use the config the source was trained with.")
+        f"{'; ...' if len(differences) > 4 else ''}{cause}). Use the source's model settings (its config.json).")
