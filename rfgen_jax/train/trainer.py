@@ -1,7 +1,8 @@
 """The training loop, top to bottom: setup, mesh, input, model, sharded state, steps, checkpoints, loop.
 
 `Trainer(config, workdir, mesh).run()` trains both stages (flow warm-up, then end to end), resuming
-from the latest checkpoint of `workdir`. The job around it (evaluation during and after training, the
+from the latest checkpoint of `workdir`; without one, from drawn parameters or those `train.init_from`
+names (`init_from.py`). The job around it (evaluation during and after training, the
 closing summary) is `rfgen_jax/job.py`: this layer does not import `rfgen_jax/evaluation/`
 (docs/design.md, "Layers").
 
