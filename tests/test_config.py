@@ -14,7 +14,8 @@ CONFIGS = ["configs/synthetic.py", "configs/market.py", "configs/deepfashion.py"
            "configs/market.py:runlocal", "configs/deepfashion.py:runlocal", "configs/synthetic.py:tiny",
            "configs/shapenet_chair.py", "configs/shapenet_chair.py:runlocal", "configs/kitti.py",
            "configs/kitti.py:runlocal", "configs/voxceleb2.py", "configs/voxceleb2.py:runlocal",
-           "configs/turntable.py", "configs/turntable.py:tiny"]
+           "configs/turntable.py", "configs/turntable.py:tiny", "configs/people_128x64.py",
+           "configs/people_128x64.py:tiny"]
 REQUIRED_KEYS = ["data.root", "data.image_size", "data.num_sources", "model.width", "model.levels",
                  "model.residual_flow", "model.occlusion", "model.attention", "train.batch_size",
                  "train.flow_warmup_steps", "train.total_steps", "train.seed", "checkpoint.every_steps",
