@@ -24,7 +24,7 @@ import jax  # pylint: disable=g-import-not-at-top
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from rfgen_jax import cli, config_utils, errors, job, logging_setup  # pylint: disable=g-import-not-at-top
+from rfgen_jax import cli, config_utils, errors, job, logging_setup, multihost  # pylint: disable=g-import-not-at-top
 from rfgen_jax.runtime import pretrained  # pylint: disable=g-import-not-at-top
 from rfgen_jax.train import preemption  # pylint: disable=g-import-not-at-top
 
@@ -56,6 +56,7 @@ def _maybe_initialize_distributed() -> None:
                                process_id=int(os.environ["JAX_PROCESS_ID"]))
   elif os.environ.get("RFGEN_DISTRIBUTED") == "1" or int(os.environ.get("SLURM_NTASKS", "1")) > 1:
     jax.distributed.initialize()   # cluster auto-detection (SLURM, Cloud TPU)
+  multihost.compile_everywhere_on_cpu()   # several CPU processes: no persistent compilation cache
 
 
 def main(argv):
