@@ -90,7 +90,7 @@ def released_generator(release: pretrained.Release, sharding=None):
   Returns:
     (generator of `release.config`, params on `sharding`, the training step they are from).
   """
-  sharding = sharding or jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  sharding = sharding or jax.sharding.make_single_device_sharding(jax.local_devices()[0])
   params = jax.tree.map(lambda a: jax.device_put(a, sharding), release.params)
   logging.info("Using the released model %s (step %d).", release.name, release.step)
   return models.build_generator(release.config), params, release.step
@@ -144,7 +144,7 @@ def restore_generator(config, workdir: str, step: int | None = None, sharding=No
 
   generator = models.build_generator(config)
   abstract = abstract_gen_params(config, generator)
-  sharding = sharding or jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  sharding = sharding or jax.sharding.make_single_device_sharding(jax.local_devices()[0])
   use_ema = bool(config.eval.use_ema) if use_ema is None else bool(use_ema)
   # A read-only manager whose `state` handler is the PyTree handler (same on-disk format as the
   # trainer's StandardCheckpointHandler), which supports restoring a subtree.
