@@ -165,7 +165,8 @@ def generate_rows(session, batches: pipeline.EvalBatches, indices: Sequence[int]
     done += int(valid.sum())
     if keep is not None:
       rows = ranked(rows)[:keep]
-    print(f"  {done}/{total} tuples, K = 1..{max_sources}, {time.perf_counter() - start:.1f} s",
+    first = " (the first batch compiles one program per K)" if done == int(valid.sum()) else ""
+    print(f"  {done}/{total} tuples, K = 1..{max_sources}, {time.perf_counter() - start:.1f} s{first}",
           flush=True)
   return rows, done
 
