@@ -139,12 +139,12 @@ def test_a_fine_tune_with_a_checkpoint_resumes_it_and_ignores_init_from(
 def test_init_from_a_checkpoint_step(data_root, source_run):
   config = tiny(data_root, train__init_from=os.path.join(source_run, "checkpoints", "2"))
   abstract = state_lib.abstract_state(config, models.build_generator(config), models.build_discriminator(config))
-  initial = init_from.load(config, abstract, jax.sharding.SingleDeviceSharding(jax.devices()[0]))
+  initial = init_from.load(config, abstract, jax.sharding.make_single_device_sharding(jax.devices()[0]))
   assert_trees_equal(jax.device_get(initial.gen_params), saved_state(config, source_run, 2).ema_params)
   assert "checkpoints/2" in initial.description
   config.train.init_from = os.path.join(source_run, "checkpoints", "3")
   with pytest.raises(errors.MissingFileError, match=r"no checkpoint for step 3 .*available steps: \[2, 4\]"):
-    init_from.load(config, abstract, jax.sharding.SingleDeviceSharding(jax.devices()[0]))
+    init_from.load(config, abstract, jax.sharding.make_single_device_sharding(jax.devices()[0]))
 
 
 def test_init_from_a_released_model_by_folder_and_by_name(tmp_path, data_root, source_run, monkeypatch):
@@ -154,7 +154,7 @@ def test_init_from_a_released_model_by_folder_and_by_name(tmp_path, data_root, s
   gen, disc = models.build_generator(config), models.build_discriminator(config)
   abstract = state_lib.abstract_state(config, gen, disc)
   scratch = jax.device_get(state_lib.create_state(config, jax.random.PRNGKey(config.train.seed), gen, disc))
-  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  device = jax.sharding.make_single_device_sharding(jax.devices()[0])
   monkeypatch.setattr(pretrained, "releases_dir", lambda: str(released))
   for spec in (str(released / "tiny-release"), "tiny-release"):
     config.train.init_from = spec
@@ -198,7 +198,7 @@ def test_a_discriminator_of_other_shapes_is_drawn(data_root, source_run):
   config = tiny(data_root, model__disc_channels=16, train__init_from=source_run)
   gen, disc = models.build_generator(config), models.build_discriminator(config)
   abstract = state_lib.abstract_state(config, gen, disc)
-  initial = init_from.load(config, abstract, jax.sharding.SingleDeviceSharding(jax.devices()[0]))
+  initial = init_from.load(config, abstract, jax.sharding.make_single_device_sharding(jax.devices()[0]))
   assert initial.disc_variables is None and "a new discriminator" in initial.description
   assert_trees_equal(jax.device_get(initial.gen_params), saved_state(tiny(data_root), source_run, 4).ema_params)
 
@@ -212,7 +212,7 @@ def test_fine_tuning_starts_from_the_released_demo_model_by_name():
   config = config_utils.load_config(os.path.join(ROOT, "configs/synthetic.py"))
   config.train.init_from = name
   abstract = state_lib.abstract_state(config, models.build_generator(config), models.build_discriminator(config))
-  initial = init_from.load(config, abstract, jax.sharding.SingleDeviceSharding(jax.devices()[0]))
+  initial = init_from.load(config, abstract, jax.sharding.make_single_device_sharding(jax.devices()[0]))
   assert initial.disc_variables is None
   assert_trees_equal(jax.device_get(initial.gen_params), pretrained.load_release(name).params)
   # configs/vtest.py builds the demo's shapes (SHAPE_KEYS agree) but not its switches, one of which adds
@@ -222,4 +222,4 @@ def test_fine_tuning_starts_from_the_released_demo_model_by_name():
   abstract = state_lib.abstract_state(vtest, models.build_generator(vtest), models.build_discriminator(vtest))
   with pytest.raises(errors.BadInputError, match=r"other shapes .*/norm/.*model switches differ: .*"
                                                  r"model\.jump_norm: source=True now=False"):
-    init_from.load(vtest, abstract, jax.sharding.SingleDeviceSharding(jax.devices()[0]))
+    init_from.load(vtest, abstract, jax.sharding.make_single_device_sharding(jax.devices()[0]))

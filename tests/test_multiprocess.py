@@ -9,6 +9,8 @@ devices, each device computes the same bits, the gradients are averaged in a fix
 
 In the default run: the flow warm-up only (8 steps, ~2 min). Slow (`python -m pytest -q -m slow
 tests/test_multiprocess.py`, ~3.5 min on the idle 2-core VM): both stages, preempted in stage 2.
+Also in the default run: two processes with a warm persistent compilation cache complete a psum (~15 s;
+`multihost.compile_everywhere_on_cpu`, issue 32).
 """
 import glob
 import json
@@ -139,13 +141,63 @@ def _run_single_then_preempted_pair(tmp_path, config, flags, marker) -> tuple[st
 def _restore(config, workdir, step):
   gen, disc = models.build_generator(config), models.build_discriminator(config)
   abstract = state_lib.abstract_state(config, gen, disc)
-  one_device = jax.sharding.SingleDeviceSharding(jax.devices()[0])   # saved on 8 devices: a target is needed
+  one_device = jax.sharding.make_single_device_sharding(jax.devices()[0])   # saved on 8 devices: a target is needed
   abstract = checkpointing.abstract_with_sharding(abstract, jax.tree.map(lambda _: one_device, abstract))
   ckpt = checkpointing.Checkpointer(workdir, config, read_only=True)
   try:
     return jax.device_get(ckpt.restore(step, abstract, config))
   finally:
     ckpt.close()
+
+
+# Two processes x 2 devices that initialise as `rfgen_jax.main` does and run one cross-process psum.
+# RFGEN_TEST_CACHE_ON=1 skips `multihost.compile_everywhere_on_cpu` (the persistent cache stays on).
+_PSUM_JOB = """
+import os
+import jax, numpy as np
+jax.distributed.initialize(os.environ["JAX_COORDINATOR_ADDRESS"], 2, int(os.environ["JAX_PROCESS_ID"]))
+from rfgen_jax import multihost
+if os.environ.get("RFGEN_TEST_CACHE_ON") != "1":
+  print("cache turned off:", multihost.compile_everywhere_on_cpu())
+mesh, spec = jax.sharding.Mesh(np.array(jax.devices()), ("data",)), jax.sharding.PartitionSpec
+psum = jax.jit(jax.shard_map(lambda x: jax.lax.psum(x, "data"), mesh=mesh, in_specs=spec("data"),
+                             out_specs=spec("data")))
+x = jax.make_array_from_process_local_data(jax.sharding.NamedSharding(mesh, spec("data")),
+                                           np.ones((2, 3), np.float32))
+print("psum", float(np.asarray(psum(x).addressable_shards[0].data).max()))
+"""
+
+
+def _run_psum_pair(cache_dir, log_dir, extra_env):
+  """Runs `_PSUM_JOB` as 2 processes with `cache_dir` as JAX's persistent cache; returns their output."""
+  port, procs = _free_port(), []
+  for i in range(2):
+    env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=cache_dir,
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
+               XLA_FLAGS=os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2",
+               JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_PROCESS_ID=str(i), **extra_env)
+    log = os.path.join(log_dir, f"psum{i}_{time.time_ns()}.log")
+    with open(log, "w") as f:
+      procs.append((subprocess.Popen([sys.executable, "-c", _PSUM_JOB], cwd=ROOT, env=env, stdout=f,
+                                     stderr=subprocess.STDOUT), log))
+  assert _wait(procs, timeout=180) == [0, 0], _tails(procs)
+  return [open(log).read() for _, log in procs]
+
+
+def test_cpu_processes_compile_their_own_steps_with_a_warm_cache(tmp_path):
+  """A warm persistent cache does not hang a multi-process CPU job (issue 32; ~20 s).
+
+  Only process 0 writes cache entries and the other processes' cache keys differ (the CPU topology as each
+  sees it), so with a warm cache process 0 would load an executable that process 1 compiles; on jaxlib
+  0.12.1 their cross-process collectives then never complete (the resumed run of the test below hung at
+  its first step). `multihost.compile_everywhere_on_cpu` turns the cache off for such jobs.
+  """
+  cache = str(tmp_path / "cache")
+  _run_psum_pair(cache, str(tmp_path), {"RFGEN_TEST_CACHE_ON": "1"})   # a cold cache: both compile
+  assert os.listdir(cache)                                              # process 0 wrote the psum
+  outputs = _run_psum_pair(cache, str(tmp_path), {})
+  for output in outputs:
+    assert "cache turned off: True" in output and "psum 4.0" in output, output
 
 
 # The default-run version: stage 1 only (the flow estimator's step compiles in seconds; the generator

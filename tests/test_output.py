@@ -129,7 +129,7 @@ def test_read_only_checkpoint_access_gives_orbax_nothing_to_warn_about(tmp_path,
   manager = checkpointing.read_only_manager(reader.directory, state_handler=ocp.PyTreeCheckpointHandler())
   assert "ema_params" in manager.item_metadata(3)["state"]
   item = {"ema_params": {"w": jnp.zeros(3)}}
-  sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  sharding = jax.sharding.make_single_device_sharding(jax.local_devices()[0])
   restored = manager.restore(3, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
       item=item, restore_args=jax.tree.map(lambda _: ocp.ArrayRestoreArgs(sharding=sharding), item),
       partial_restore=True)))

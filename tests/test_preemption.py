@@ -34,7 +34,7 @@ def _config(data_root):
 def _restore(config, workdir, step):
   gen, disc = models.build_generator(config), models.build_discriminator(config)
   abstract = state_lib.abstract_state(config, gen, disc)
-  one_device = jax.sharding.SingleDeviceSharding(jax.devices()[0])   # saved on 8 devices: a target is needed
+  one_device = jax.sharding.make_single_device_sharding(jax.devices()[0])   # saved on 8 devices: a target is needed
   abstract = checkpointing.abstract_with_sharding(abstract, jax.tree.map(lambda _: one_device, abstract))
   ckpt = checkpointing.Checkpointer(workdir, config, read_only=True)
   try:
