@@ -62,6 +62,8 @@ def compile_everywhere_on_cpu() -> bool:
     loaded executable's fingerprint differs from the compiled one's. jaxlib 0.10.2 ran the mix. (A resumed
     two-process run hung at its first step: tests/test_multiprocess.py, issue 32.)
   """
+  if distributed.global_state.client is None:   # one process (checked without starting a backend)
+    return False
   if jax.process_count() <= 1 or jax.default_backend() != "cpu":
     return False
   if not (jax.config.jax_enable_compilation_cache and jax.config.jax_compilation_cache_dir):
